@@ -1,0 +1,74 @@
+// Package cluster holds the state Strata shares through etcd: the key layout,
+// the mount store, worker and coordinator registrations under leases, a
+// watcher that keeps a live view of mounts and members, and the placement ring.
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrConflict means a concurrent change won an optimistic transaction too many
+// times in a row; retrying later is safe.
+var ErrConflict = errors.New("cluster: concurrent update, try again")
+
+// Keys is the etcd key layout under a prefix (conf.Etcd.Prefix).
+type Keys struct{ Prefix string }
+
+// Mounts is the prefix of mount records.
+func (k Keys) Mounts() string { return k.Prefix + "/mounts/" }
+
+// Mount is the key of the mount at a namespace path.
+func (k Keys) Mount(path string) string { return k.Mounts() + url.PathEscape(path) }
+
+// MountsRev is bumped with every mount change (the optimistic-lock key).
+func (k Keys) MountsRev() string { return k.Prefix + "/meta/mounts-rev" }
+
+// Workers is the prefix of worker registrations.
+func (k Keys) Workers() string { return k.Prefix + "/workers/" }
+
+// Worker is the key of one worker's registration.
+func (k Keys) Worker(id string) string { return k.Workers() + id }
+
+// Coordinators is the prefix of coordinator registrations.
+func (k Keys) Coordinators() string { return k.Prefix + "/coordinators/" }
+
+// Coordinator is the key of one coordinator's registration.
+func (k Keys) Coordinator(id string) string { return k.Coordinators() + id }
+
+// Worker states.
+const (
+	StateJoining  = "joining"
+	StateServing  = "serving"
+	StateDraining = "draining"
+)
+
+// WorkerInfo is what a worker publishes about itself.
+type WorkerInfo struct {
+	ID       string    `json:"id"`
+	Host     string    `json:"host"`
+	RPCAddr  string    `json:"rpc_addr"`
+	DataAddr string    `json:"data_addr"`
+	State    string    `json:"state"`
+	Capacity int64     `json:"capacity"`
+	Started  time.Time `json:"started"`
+	Version  string    `json:"version,omitempty"`
+}
+
+// CoordinatorInfo is what a coordinator publishes about itself.
+type CoordinatorInfo struct {
+	ID      string    `json:"id"`
+	Addr    string    `json:"addr"`
+	Started time.Time `json:"started"`
+}
+
+func decodeJSON[T any](b []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(b, &v)
+	return v, err
+}
+
+func keyTail(key, prefix string) string { return strings.TrimPrefix(key, prefix) }

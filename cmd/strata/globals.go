@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stratafs/strata/client"
+	"github.com/stratafs/strata/conf"
+	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/rpcpb"
+	"github.com/stratafs/strata/ufs"
+	"github.com/stratafs/strata/ufs/local"
+	ufss3 "github.com/stratafs/strata/ufs/s3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	configFile    string
+	etcdEndpoints []string
+	etcdPrefix    string
+	logLevel      string
+	logFormat     string
+	dataDir       string
+}
+
+func (g *globals) register(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVar(&g.configFile, "config", os.Getenv("STRATA_CONFIG"), "YAML config file (env STRATA_CONFIG)")
+	f.StringSliceVar(&g.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma-separated (default http://127.0.0.1:2379, where `strata local` serves)")
+	f.StringVar(&g.etcdPrefix, "etcd-prefix", "", "key prefix in etcd (default /strata)")
+	f.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	f.StringVar(&g.logFormat, "log-format", "", "log format: text or json")
+	f.StringVar(&g.dataDir, "data-dir", "", "directory for etcd data, worker identity and disk tiers (default ./.strata)")
+}
+
+// config builds the configuration: defaults < file < STRATA_* env < flags.
+func (g *globals) config(flags *pflag.FlagSet) (conf.Config, error) {
+	cfg, err := conf.Load(g.configFile, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	if flags.Changed("etcd-endpoints") {
+		cfg.Etcd.Endpoints = g.etcdEndpoints
+	}
+	if flags.Changed("etcd-prefix") {
+		cfg.Etcd.Prefix = g.etcdPrefix
+	}
+	if flags.Changed("log-level") {
+		cfg.Log.Level = g.logLevel
+	}
+	if flags.Changed("log-format") {
+		cfg.Log.Format = g.logFormat
+	}
+	if flags.Changed("data-dir") {
+		cfg.DataDir = g.dataDir
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg conf.Log) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// newRegistry knows every under-storage scheme this binary supports.
+func newRegistry() *ufs.Registry {
+	r := &ufs.Registry{}
+	local.Register(r)
+	ufss3.Register(r)
+	registerMore(r)
+	return r
+}
+
+func dialEtcd(ctx context.Context, cfg conf.Config) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Etcd.Endpoints,
+		DialTimeout: cfg.Etcd.DialTimeout.D(),
+		Logger:      zap.NewNop(),
+		Context:     context.WithoutCancel(ctx),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(cfg.Etcd.Endpoints, ","), err)
+	}
+	// The client dials lazily: prove the cluster answers before going on.
+	sctx, cancel := context.WithTimeout(ctx, cfg.Etcd.DialTimeout.D())
+	defer cancel()
+	if _, err := cli.Get(sctx, cfg.Etcd.Prefix+"/meta/ping"); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: etcd at %s does not answer (%v); is `strata local` running, or pass --etcd-endpoints", ufs.ErrUnavailable, strings.Join(cfg.Etcd.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// withClient runs fn with a connected client.
+func (g *globals) withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
+	cfg, err := g.config(cmd.Flags())
+	if err != nil {
+		return err
+	}
+	if cfg.Log.Level == "info" && !cmd.Flags().Changed("log-level") {
+		cfg.Log.Level = "warn" // client commands stay quiet unless asked
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	log := newLogger(cfg.Log)
+	etcd, err := dialEtcd(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	c, err := client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
+}
+
+// withCoordinator runs fn with a coordinator connection.
+func (g *globals) withCoordinator(cmd *cobra.Command, fn func(ctx context.Context, cc rpcpb.CoordinatorClient) error) error {
+	return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+		coord, conn, err := c.Coordinator(ctx)
+		if err != nil {
+			return err
+		}
+		defer func(conn *grpc.ClientConn) { _ = conn.Close() }(conn)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		return fn(rctx, coord)
+	})
+}
+
+// explain adds what to do to common errors.
+func explain(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, rpcpb.ErrReadOnly):
+		return msg + "\n  hint: the mount is read-only; `strata fs mount --read-only=false` it again or write elsewhere"
+	case errors.Is(err, ufs.ErrPermission):
+		return msg + "\n  hint: check the credentials (--option s3.access_key_id=... --option s3.secret_access_key=...) and the bucket policy"
+	case errors.Is(err, namespace.ErrMountConflict):
+		return msg + "\n  hint: `strata fs mounts` lists the mount points in use"
+	case errors.Is(err, ufs.ErrInvalidURI):
+		return msg + "\n  hint: URIs look like s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix or file:///dir"
+	}
+	return msg
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the servers and tools the test suite talks to, into $STRATA_TOOLS
+# (default ~/.cache/strata-tools), reusing what is already there. Safe to re-run.
+#
+#   MinIO           S3 server            (go install, ~7 min on 2 cores the first time)
+#   fake-gcs-server GCS emulator         (go install)
+#   Azurite         Azure Blob emulator  (npm)
+#   Debian packages: FUSE, AWS CLI, boto3, s3cmd, etcd, coreutils used by tests
+set -euo pipefail
+
+TOOLS=${STRATA_TOOLS:-$HOME/.cache/strata-tools}
+BIN=$TOOLS/bin
+mkdir -p "$BIN"
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+FAKE_GCS_VERSION=v1.56.1
+AZURITE_VERSION=3.35.0
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+go_tool() { # name module version
+	local name=$1 mod=$2 ver=$3 stamp="$BIN/.$1.version"
+	if [[ -x $BIN/$name && -f $stamp && $(cat "$stamp") == "$ver" ]]; then
+		return
+	fi
+	log "building $name $ver (cached in $BIN afterwards)"
+	(cd / && GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$mod@$ver")
+	echo "$ver" >"$stamp"
+}
+
+go_tool minio github.com/minio/minio "$MINIO_VERSION" &
+minio_pid=$!
+go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
+
+if [[ ! -x $TOOLS/azurite/node_modules/.bin/azurite-blob || $(cat "$TOOLS/azurite/.version" 2>/dev/null) != "$AZURITE_VERSION" ]]; then
+	log "installing azurite $AZURITE_VERSION"
+	mkdir -p "$TOOLS/azurite"
+	(cd "$TOOLS/azurite" && npm install --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" >/dev/null)
+	echo "$AZURITE_VERSION" >"$TOOLS/azurite/.version"
+fi
+ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$BIN/azurite-blob"
+
+if [[ ${STRATA_SKIP_APT:-0} != 1 ]] && command -v apt-get >/dev/null; then
+	pkgs=(fuse3 etcd-server awscli s3cmd python3-boto3 python3-torch python3-torchvision python3-numpy python3-pil)
+	missing=()
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		log "apt-get install ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+fi
+
+wait "$minio_pid"
+log "tools ready in $BIN"

@@ -1,0 +1,71 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// MinIO is a running MinIO server.
+type MinIO struct {
+	*Process
+	// Endpoint is http://127.0.0.1:port.
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	// DataDir is the server's storage directory.
+	DataDir string
+	port    int
+}
+
+// StartMinIO starts a MinIO server with a fresh data dir and waits until it
+// serves requests. It is stopped when the test ends.
+func StartMinIO(t TB) *MinIO {
+	t.Helper()
+	bin := FindTool(t, "minio")
+	m := &MinIO{AccessKey: "strata-test", SecretKey: "strata-test-secret", DataDir: filepath.Join(t.TempDir(), "minio")}
+	if err := os.MkdirAll(m.DataDir, 0o755); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	m.start(t, bin)
+	return m
+}
+
+func (m *MinIO) start(t TB, bin string) {
+	if m.port == 0 {
+		m.port = FreePort(t)
+	}
+	cport := FreePort(t)
+	m.Endpoint = "http://" + Addr(m.port)
+	env := []string{
+		"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
+		"MINIO_API_REQUESTS_DEADLINE=2m",
+	}
+	m.Process = Start(t, "minio", env, bin, "server", "--quiet", "--address", Addr(m.port), "--console-address", Addr(cport), m.DataDir)
+	m.WaitReady(t, 60*time.Second, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/ready", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// Restart starts the server again on the same port and data dir after Stop or
+// Kill (for tests of an origin that goes away and comes back).
+func (m *MinIO) Restart(t TB) {
+	t.Helper()
+	if !m.Exited() {
+		m.Stop(10 * time.Second)
+	}
+	m.start(t, m.Cmd.Path)
+}

@@ -1,0 +1,129 @@
+package s3
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/stratafs/strata/conf"
+	"github.com/stratafs/strata/ufs"
+)
+
+// Limits of the S3 API.
+const (
+	minPartSize = 5 << 20  // smallest part of a multipart upload but the last
+	maxPartSize = 5 << 30  // largest part, and largest single CopyObject
+	maxParts    = 10000    // most parts in one multipart upload
+	maxListKeys = 1000     // most keys in one ListObjectsV2 page
+	defPartSize = 16 << 20 // s3.part_size default
+)
+
+// settings are the parsed mount options.
+type settings struct {
+	endpoint          string
+	region            string // "" lets the SDK decide (AWS_REGION, profile), then us-east-1
+	pathStyle         bool
+	accessKeyID       string
+	secretAccessKey   string
+	sessionToken      string
+	partSize          int64
+	uploadConcurrency int
+	maxKeys           int32
+	maxAttempts       int
+}
+
+// knownOptions lists the option keys of this backend.
+const knownOptions = "s3.endpoint, s3.region, s3.path_style, s3.access_key_id, " +
+	"s3.secret_access_key, s3.session_token, s3.part_size, s3.upload_concurrency, " +
+	"s3.max_keys, s3.max_attempts"
+
+// parseOptions reads and validates the s3.* options, reporting every problem
+// at once. Messages never contain the values of secret options. Keys of other
+// backends are ignored.
+func parseOptions(opts ufs.Options) (settings, error) {
+	s := settings{
+		partSize:          defPartSize,
+		uploadConcurrency: 4,
+		maxKeys:           maxListKeys,
+		maxAttempts:       3,
+	}
+	var problems []string
+	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	intOpt := func(key string, lo, hi int64) (int64, bool) {
+		v, ok := opts[key]
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < lo || n > hi {
+			bad("%s=%q: want an integer from %d to %d", key, v, lo, hi)
+			return 0, false
+		}
+		return n, true
+	}
+
+	if v, ok := opts["s3.endpoint"]; ok && v != "" {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil:
+			bad("s3.endpoint=%q: %v", v, err)
+		case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+			bad("s3.endpoint=%q: want a URL such as http://127.0.0.1:9000 or https://s3.example.com", v)
+		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.User != nil:
+			bad("s3.endpoint=%q: want scheme://host[:port] only, without path, query or user info", v)
+		default:
+			s.endpoint = strings.TrimSuffix(v, "/")
+		}
+	}
+	s.region = strings.TrimSpace(opts["s3.region"])
+	s.pathStyle = s.endpoint != ""
+	if v, ok := opts["s3.path_style"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("s3.path_style=%q: want true or false", v)
+		}
+		s.pathStyle = b
+	}
+	s.accessKeyID = opts["s3.access_key_id"]
+	s.secretAccessKey = opts["s3.secret_access_key"]
+	s.sessionToken = opts["s3.session_token"]
+	if (s.accessKeyID == "") != (s.secretAccessKey == "") {
+		bad("s3.access_key_id and s3.secret_access_key must be given together")
+	}
+	if s.sessionToken != "" && s.accessKeyID == "" {
+		bad("s3.session_token needs s3.access_key_id and s3.secret_access_key")
+	}
+	if v, ok := opts["s3.part_size"]; ok {
+		ps, err := conf.ParseSize(v)
+		switch {
+		case err != nil:
+			bad("s3.part_size=%q: %v", v, err)
+		case ps < minPartSize || ps > maxPartSize:
+			bad("s3.part_size=%q: want from 5MiB to 5GiB", v)
+		default:
+			s.partSize = int64(ps)
+		}
+	}
+	if n, ok := intOpt("s3.upload_concurrency", 1, 256); ok {
+		s.uploadConcurrency = int(n)
+	}
+	if n, ok := intOpt("s3.max_keys", 1, maxListKeys); ok {
+		s.maxKeys = int32(n)
+	}
+	if n, ok := intOpt("s3.max_attempts", 1, 100); ok {
+		s.maxAttempts = int(n)
+	}
+	for k := range opts {
+		if strings.HasPrefix(k, "s3.") && !slices.Contains(strings.Split(knownOptions, ", "), k) {
+			bad("unknown option %q (known: %s)", k, knownOptions)
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return settings{}, fmt.Errorf("%w: s3: %s", ufs.ErrInvalidURI, strings.Join(problems, "; "))
+	}
+	return s, nil
+}

@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/stratafs/strata/ufs"
+)
+
+// negativeTTLCap bounds how long "not found" is remembered, so a file created
+// behind Strata's back shows up soon even with a long metadata TTL.
+const negativeTTLCap = 5 * time.Second
+
+// maxCachedListing is the largest listing kept in the cache (entries).
+const maxCachedListing = 200_000
+
+// metaCache caches stat results and directory listings per (mount, path) with
+// a TTL. Safe for concurrent use.
+type metaCache struct {
+	defTTL time.Duration
+	now    func() time.Time
+
+	mu    sync.Mutex
+	stats *lru.LRU[string, statEntry]
+	lists *lru.LRU[string, listEntry]
+}
+
+type statEntry struct {
+	fi       ufs.FileInfo
+	notFound bool
+	expires  time.Time
+}
+
+type listEntry struct {
+	entries []ufs.FileInfo
+	expires time.Time
+}
+
+func newMetaCache(size int, defTTL time.Duration) *metaCache {
+	stats, _ := lru.NewLRU[string, statEntry](size, nil)
+	lists, _ := lru.NewLRU[string, listEntry](4096, nil)
+	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists}
+}
+
+func metaKey(mountID, path string) string { return mountID + "\x00" + path }
+
+// ttl returns the mount's TTL: its own when set (>= 0), else the default.
+func (c *metaCache) ttl(mountTTL time.Duration) time.Duration {
+	if mountTTL >= 0 {
+		return mountTTL
+	}
+	return c.defTTL
+}
+
+func (c *metaCache) getStat(mountID, path string) (statEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.stats.Get(metaKey(mountID, path))
+	if !ok || !c.now().Before(e.expires) {
+		return statEntry{}, false
+	}
+	return e, true
+}
+
+func (c *metaCache) putStat(mountID, path string, e statEntry, ttl time.Duration) {
+	if e.notFound && ttl > negativeTTLCap {
+		ttl = negativeTTLCap
+	}
+	if ttl <= 0 {
+		return
+	}
+	e.expires = c.now().Add(ttl)
+	c.mu.Lock()
+	c.stats.Add(metaKey(mountID, path), e)
+	c.mu.Unlock()
+}
+
+func (c *metaCache) getList(mountID, path string) ([]ufs.FileInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lists.Get(metaKey(mountID, path))
+	if !ok || !c.now().Before(e.expires) {
+		return nil, false
+	}
+	return e.entries, true
+}
+
+// putList caches a listing and the stat of each child.
+func (c *metaCache) putList(mountID, path string, entries []ufs.FileInfo, ttl time.Duration) {
+	if ttl <= 0 || len(entries) > maxCachedListing {
+		return
+	}
+	exp := c.now().Add(ttl)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, expires: exp})
+	for _, fi := range entries {
+		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
+	}
+}
+
+// invalidate drops the stat and listing of each path and the listing of its
+// parent.
+func (c *metaCache) invalidate(mountID string, paths []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range paths {
+		c.stats.Remove(metaKey(mountID, p))
+		c.lists.Remove(metaKey(mountID, p))
+		c.lists.Remove(metaKey(mountID, parentRel(p)))
+	}
+}
+
+// parentRel is the parent of a UFS-relative path ("" for top-level names).
+func parentRel(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+type metrics struct {
+	pageHits, pageMisses     prometheus.Counter
+	ufsFetches, ufsBytes     prometheus.Counter
+	servedBytes              prometheus.Counter
+	metaHits, metaMisses     prometheus.Counter
+	fillErrors, abortedReads prometheus.Counter
+	fetchSeconds             prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "strata", Subsystem: "worker", Name: name, Help: help})
+	}
+	m := &metrics{
+		pageHits:     c("page_hits_total", "Pages served from the cache."),
+		pageMisses:   c("page_misses_total", "Pages that had to be fetched from the UFS."),
+		ufsFetches:   c("ufs_fetches_total", "Ranged reads issued to the UFS."),
+		ufsBytes:     c("ufs_read_bytes_total", "Bytes read from the UFS."),
+		servedBytes:  c("served_bytes_total", "Bytes served to clients over the data path."),
+		metaHits:     c("metadata_cache_hits_total", "Stat and list requests answered from the metadata cache."),
+		metaMisses:   c("metadata_cache_misses_total", "Stat and list requests sent to the UFS."),
+		fillErrors:   c("fill_errors_total", "UFS fetches that failed."),
+		abortedReads: c("aborted_reads_total", "Data responses cut short by an error after the headers were sent."),
+		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "strata", Subsystem: "worker", Name: "ufs_fetch_seconds",
+			Help: "Latency of one ranged UFS fetch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	for _, col := range []prometheus.Collector{m.pageHits, m.pageMisses, m.ufsFetches, m.ufsBytes, m.servedBytes, m.metaHits, m.metaMisses, m.fillErrors, m.abortedReads, m.fetchSeconds} {
+		_ = reg.Register(col)
+	}
+	return m
+}
+
+func (m *metrics) get(c prometheus.Counter) int64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return 0
+	}
+	return int64(d.GetCounter().GetValue())
+}

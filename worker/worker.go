@@ -1,0 +1,304 @@
+// Package worker is Strata's cache worker: it registers in etcd under a lease,
+// serves metadata (stat, list) over gRPC with a per-mount TTL cache, and serves
+// page data over HTTP from its tiered cache, filling a miss from the UFS once
+// however many readers wait for it.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stratafs/strata/cluster"
+	"github.com/stratafs/strata/conf"
+	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/rpcpb"
+	"github.com/stratafs/strata/tier"
+	"github.com/stratafs/strata/ufs"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+)
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Etcd     *clientv3.Client
+	Registry *ufs.Registry
+	Logger   *slog.Logger
+	// Metrics is where the worker registers its Prometheus metrics; nil makes
+	// a private registry. Gatherer serves /metrics (defaults to Metrics when it
+	// is a *prometheus.Registry).
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
+}
+
+// Server is a running worker. Close stops it and waits for every goroutine.
+type Server struct {
+	cfg   conf.Config
+	wcfg  conf.Worker
+	id    string
+	log   *slog.Logger
+	keys  cluster.Keys
+	etcd  *clientv3.Client
+	view  *cluster.View
+	cache *tier.Cache
+	fss   *ufs.Pool
+	meta  *metaCache
+	fills *filler
+	m     *metrics
+
+	grpcSrv *grpc.Server
+	httpSrv *http.Server
+	rpcLis  net.Listener
+	dataLis net.Listener
+	reg     *cluster.Registration
+	info    cluster.WorkerInfo
+	wg      sync.WaitGroup
+}
+
+// New builds a worker from cfg, opens (and recovers) its cache and binds its
+// listeners; Start registers it and starts serving.
+func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
+	log := deps.Logger.With("component", "worker")
+	wcfg := cfg.Worker
+	id, err := workerID(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := deps.Metrics
+	gath := deps.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gath = r, r
+	}
+	if gath == nil {
+		if r, ok := reg.(*prometheus.Registry); ok {
+			gath = r
+		} else {
+			gath = prometheus.DefaultGatherer
+		}
+	}
+	tiers := wcfg.Cache
+	for i := range tiers.Tiers {
+		for j := range tiers.Tiers[i].Dirs {
+			tiers.Tiers[i].Dirs[j].Path = cfg.Resolve(tiers.Tiers[i].Dirs[j].Path)
+		}
+	}
+	cache, err := tier.New(tiers, tier.Options{
+		PageSize: int64(wcfg.PageSize), BlockSize: int64(wcfg.BlockSize), Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: open cache: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, wcfg: wcfg, id: id, log: log.With("worker", id), keys: cluster.Keys{Prefix: cfg.Etcd.Prefix},
+		etcd: deps.Etcd, cache: cache, m: newMetrics(reg),
+	}
+	fail := func(err error) (*Server, error) {
+		s.closeLocal()
+		return nil, err
+	}
+	s.view, err = cluster.NewView(ctx, deps.Etcd, s.keys, log)
+	if err != nil {
+		return fail(fmt.Errorf("worker: watch cluster state: %w", err))
+	}
+	s.fss = ufs.NewPool(deps.Registry)
+	s.view.OnChange(s.pruneFS)
+	s.meta = newMetaCache(200_000, wcfg.MetadataTTL.D())
+	s.fills = newFiller(s, wcfg.UFSConcurrency)
+
+	s.rpcLis, err = net.Listen("tcp", wcfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("worker: listen on %s (worker.listen): %w", wcfg.Listen, err))
+	}
+	s.dataLis, err = net.Listen("tcp", wcfg.DataListen)
+	if err != nil {
+		return fail(fmt.Errorf("worker: listen on %s (worker.data_listen): %w", wcfg.DataListen, err))
+	}
+	s.grpcSrv = grpc.NewServer()
+	rpcpb.RegisterWorkerServer(s.grpcSrv, &rpcService{s: s})
+	mux := http.NewServeMux()
+	mux.Handle(rpcpb.DataPath, http.HandlerFunc(s.serveData))
+	mux.Handle("/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	host, _ := os.Hostname()
+	var capacity int64
+	for _, t := range cache.Stats() {
+		capacity += t.Capacity
+	}
+	s.info = cluster.WorkerInfo{
+		ID: id, Host: host, RPCAddr: advertise(s.rpcLis.Addr().String(), wcfg.AdvertiseHost),
+		DataAddr: advertise(s.dataLis.Addr().String(), wcfg.AdvertiseHost),
+		State:    cluster.StateServing, Capacity: capacity, Started: time.Now().UTC(),
+	}
+	return s, nil
+}
+
+// Start serves and registers the worker in etcd.
+func (s *Server) Start(ctx context.Context) error {
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpcSrv.Serve(s.rpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.httpSrv.Serve(s.dataLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("data server stopped", "err", err)
+		}
+	}()
+	reg, err := cluster.Register(ctx, s.etcd, s.keys.Worker(s.id), s.info, s.wcfg.LeaseTTL.D(), s.log)
+	if err != nil {
+		return fmt.Errorf("worker: register in etcd: %w", err)
+	}
+	s.reg = reg
+	s.log.Info("worker serving", "rpc", s.info.RPCAddr, "data", s.info.DataAddr, "capacity", conf.Size(s.info.Capacity).Human())
+	return nil
+}
+
+// ID is the worker's identity.
+func (s *Server) ID() string { return s.id }
+
+// OpenFull opens the disk file that holds every byte of one version of a
+// file of a mount, for a front-end in this process to hand to the kernel (FUSE
+// passthrough). The pages stay on disk until release is called. Returns
+// tier.ErrNotCached when no single disk file holds the whole file.
+func (s *Server) OpenFull(mountID, path string, fi ufs.FileInfo) (*os.File, func(), error) {
+	h, err := s.cache.OpenFull(fileID(mountID, path, fi))
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.File(), func() { _ = h.Close() }, nil
+}
+
+// Mounts is the mount table as this worker sees it.
+func (s *Server) Mounts() *namespace.Table { return s.view.Mounts() }
+
+// Info is what the worker publishes in etcd.
+func (s *Server) Info() cluster.WorkerInfo { return s.info }
+
+// Close deregisters the worker, stops its servers and closes its cache.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	if s.reg != nil {
+		errs = append(errs, s.reg.Close(ctx))
+	}
+	if s.httpSrv != nil {
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			_ = s.httpSrv.Close()
+		}
+	}
+	if s.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() { s.grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpcSrv.Stop()
+		}
+	}
+	s.wg.Wait()
+	errs = append(errs, s.closeLocal())
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeLocal() error {
+	if s.rpcLis != nil {
+		_ = s.rpcLis.Close()
+	}
+	if s.dataLis != nil {
+		_ = s.dataLis.Close()
+	}
+	if s.view != nil {
+		s.view.Close()
+	}
+	var errs []error
+	if s.fss != nil {
+		errs = append(errs, s.fss.Close())
+	}
+	if s.cache != nil {
+		errs = append(errs, s.cache.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func advertise(bound, host string) string {
+	if host == "" {
+		return bound
+	}
+	_, port, _ := net.SplitHostPort(bound)
+	return net.JoinHostPort(host, port)
+}
+
+// workerID returns the configured ID or the one kept in the data dir,
+// creating it on first start so a restart keeps the worker's place.
+func workerID(cfg conf.Config) (string, error) {
+	if cfg.Worker.ID != "" {
+		return cfg.Worker.ID, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "worker")
+	p := filepath.Join(dir, "id")
+	if b, err := os.ReadFile(p); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("worker: create %s: %w", dir, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	id := "w-" + hex.EncodeToString(b[:])
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("worker: save identity: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return "", fmt.Errorf("worker: save identity: %w", err)
+	}
+	return id, nil
+}
+
+// fileID is the cache identity of one version of a file of a mount.
+func fileID(mountID, path string, fi ufs.FileInfo) string {
+	return hashHex(mountID, path, fi.Fingerprint())
+}
+
+// pruneFS closes the UFS handles of removed or changed mounts.
+func (s *Server) pruneFS() {
+	if err := s.fss.Prune(s.view.Mounts().Specs()); err != nil {
+		s.log.Warn("close UFS of a removed mount", "err", err)
+	}
+}
+
+// openFS returns the UFS of mount m.
+func (s *Server) openFS(ctx context.Context, m namespace.Mount) (ufs.FS, error) {
+	fs, err := s.fss.Get(ctx, m.ID, ufs.Spec{URI: m.URI, Options: m.Options})
+	if err != nil {
+		return nil, fmt.Errorf("open %s for mount %s: %w", m.URI, m.Path, err)
+	}
+	return fs, nil
+}
+
+func mountOf(view *cluster.View, id string) (namespace.Mount, error) {
+	m, ok := view.Mounts().ByID(id)
+	if !ok {
+		return namespace.Mount{}, fmt.Errorf("%w: mount id %s is unknown to this worker (it may have been removed)", namespace.ErrNotMounted, id)
+	}
+	return m, nil
+}
