@@ -383,3 +383,45 @@ func TestWritesGoThroughToUFS(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("disk read error") }
+
+func TestUpdateMount(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	bucket := minio.NewBucket(t, "update")
+	c.MustMount(t, "/u", "s3://"+bucket, minio.S3Options())
+	ctx := context.Background()
+	ro := true
+	resp, err := c.Coordinator().UpdateMount(ctx, &rpcpb.UpdateMountRequest{Path: "/u", ReadOnly: &ro, SetOptions: map[string]string{"s3.region": "us-east-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.GetMount().GetReadOnly() || resp.GetMount().GetOptions()["s3.secret_access_key"] != "****" {
+		t.Errorf("updated mount = %v", resp.GetMount())
+	}
+	// A change of credentials is checked before it is stored.
+	_, err = c.Coordinator().UpdateMount(ctx, &rpcpb.UpdateMountRequest{Path: "/u", SetOptions: map[string]string{"s3.secret_access_key": "wrong"}})
+	if !errors.Is(rpcpb.FromStatus(err), ufs.ErrPermission) {
+		t.Errorf("update to bad credentials: %v", err)
+	}
+	_, err = c.Coordinator().UpdateMount(ctx, &rpcpb.UpdateMountRequest{Path: "/nope", ReadOnly: &ro})
+	if !errors.Is(rpcpb.FromStatus(err), namespace.ErrNotMounted) {
+		t.Errorf("update of a missing mount: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, _ := c.Client.Mounts().ByPath("/u")
+		if m.ReadOnly {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client never saw the update")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.Client.Create(ctx, "/u/x", strings.NewReader("x"), 1); !errors.Is(err, rpcpb.ErrReadOnly) {
+		t.Errorf("write after switching to read-only: %v", err)
+	}
+	// The stored credentials are still the good ones.
+	if _, err := c.Client.Stat(ctx, "/u", true); err != nil {
+		t.Errorf("stat after the refused update: %v", err)
+	}
+}

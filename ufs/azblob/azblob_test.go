@@ -160,16 +160,23 @@ func TestRegister(t *testing.T) {
 	if !errors.Is(err, ufs.ErrInvalidURI) || fs != nil {
 		t.Errorf("Open(azblob://Bad_Container) = %v, %v; want a nil FS and ErrInvalidURI", fs, err)
 	}
-	// ufs.ParseURI refuses user info, so the container@account form cannot
-	// pass the registry today; it fails clearly.
-	_, err = r.Open(t.Context(), "wasbs://"+cont+"@"+srv.Account+".blob.core.windows.net/p", keyOpts())
-	if !errors.Is(err, ufs.ErrInvalidURI) {
-		t.Errorf("Open(wasbs://container@account...) = %v; want ErrInvalidURI", err)
+	// The container@account form passes the registry (the container is the
+	// URI's user part); the emulator's endpoint comes from the options.
+	fs, err = r.Open(t.Context(), "wasbs://"+cont+"@"+srv.Account+".blob.core.windows.net/p", keyOpts())
+	if err != nil {
+		t.Fatalf("Open(wasbs://container@account...): %v", err)
+	}
+	if err := ufs.Check(t.Context(), fs); err != nil {
+		t.Errorf("Check of the wasbs location: %v", err)
+	}
+	fs.Close()
+	// A password in the URI is a credential in the wrong place.
+	if _, err := r.Open(t.Context(), "wasbs://"+cont+":key@"+srv.Account+".blob.core.windows.net/p", keyOpts()); !errors.Is(err, ufs.ErrInvalidURI) {
+		t.Errorf("Open with a password in the URI = %v; want ErrInvalidURI", err)
 	}
 }
 
-// TestWasbsLocation opens the container@account form directly (as the
-// registry will once ufs.ParseURI passes user info through).
+// TestWasbsLocation opens the container@account form directly.
 func TestWasbsLocation(t *testing.T) {
 	ctx := t.Context()
 	cont := newContainer(t)
