@@ -72,3 +72,10 @@ func decodeJSON[T any](b []byte) (T, error) {
 }
 
 func keyTail(key, prefix string) string { return strings.TrimPrefix(key, prefix) }
+
+// Drain is the key whose presence asks a worker to drain: it leaves the
+// placement ring (no new placements) but keeps serving what it holds.
+func (k Keys) Drain(id string) string { return k.Prefix + "/drain/" + id }
+
+// Leader is the election prefix of the coordinators.
+func (k Keys) Leader() string { return k.Prefix + "/leader" }

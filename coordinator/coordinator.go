@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,22 +43,24 @@ type Deps struct {
 // Server is a running coordinator. Close stops it and waits.
 type Server struct {
 	rpcpb.UnimplementedCoordinatorServer
-	cfg    conf.Coordinator
-	id     string
-	log    *slog.Logger
-	etcd   *clientv3.Client
-	keys   cluster.Keys
-	reg    *ufs.Registry
-	store  *cluster.MountStore
-	view   *cluster.View
-	grpc   *grpc.Server
-	lis    net.Listener
-	mlis   net.Listener
-	mhttp  *http.Server
-	regn   *cluster.Registration
-	ops    *prometheus.CounterVec
-	gather prometheus.Gatherer
-	wg     sync.WaitGroup
+	cfg     conf.Coordinator
+	id      string
+	log     *slog.Logger
+	etcd    *clientv3.Client
+	keys    cluster.Keys
+	reg     *ufs.Registry
+	store   *cluster.MountStore
+	view    *cluster.View
+	grpc    *grpc.Server
+	lis     net.Listener
+	mlis    net.Listener
+	mhttp   *http.Server
+	regn    *cluster.Registration
+	ops     *prometheus.CounterVec
+	gather  prometheus.Gatherer
+	leading atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // New builds a coordinator and binds its listeners; Start serves.
@@ -146,6 +150,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("coordinator: register in etcd: %w", err)
 	}
 	s.regn = regn
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.campaign(bg)
+	}()
 	s.log.Info("coordinator serving", "addr", s.Addr(), "metrics", s.MetricsAddr())
 	return nil
 }
@@ -153,6 +164,9 @@ func (s *Server) Start(ctx context.Context) error {
 // Close deregisters and stops the coordinator.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
+	if s.cancel != nil {
+		s.cancel() // resigns leadership at once
+	}
 	if s.regn != nil {
 		errs = append(errs, s.regn.Close(ctx))
 	}
@@ -302,14 +316,25 @@ func (s *Server) UpdateMount(ctx context.Context, req *rpcpb.UpdateMountRequest)
 
 // Report gathers every worker's figures.
 func (s *Server) Report(ctx context.Context, _ *rpcpb.ReportRequest) (*rpcpb.ReportResponse, error) {
-	workers := s.view.Members().Sorted()
-	resp := &rpcpb.ReportResponse{Mounts: int32(s.view.Mounts().Len()), CoordinatorId: s.id, Workers: make([]*rpcpb.WorkerReport, len(workers))}
+	members := s.view.Members()
+	workers := members.Sorted()
+	resp := &rpcpb.ReportResponse{Mounts: int32(s.view.Mounts().Len()), CoordinatorId: s.id, LeaderId: s.leaderID(ctx),
+		Workers: make([]*rpcpb.WorkerReport, len(workers))}
+	if cr, err := s.etcd.Get(ctx, s.keys.Coordinators(), clientv3.WithPrefix(), clientv3.WithKeysOnly()); err == nil {
+		for _, kv := range cr.Kvs {
+			resp.Coordinators = append(resp.Coordinators, strings.TrimPrefix(string(kv.Key), s.keys.Coordinators()))
+		}
+	}
+	shares := members.Ring.KeyShares(100_000)
 	var wg sync.WaitGroup
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp.Workers[i] = s.workerReport(ctx, w)
+			r := s.workerReport(ctx, w)
+			r.KeyShare = shares[w.ID]
+			r.Weight = members.Ring.Weight(w.ID)
+			resp.Workers[i] = r
 		}()
 	}
 	wg.Wait()

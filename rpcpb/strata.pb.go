@@ -848,7 +848,9 @@ func (*ReportRequest) Descriptor() ([]byte, []int) {
 type WorkerReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stats         *WorkerStats           `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
-	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"` // set when the worker did not answer
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`                         // set when the worker did not answer
+	KeyShare      float64                `protobuf:"fixed64,3,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"` // fraction of placement keys the worker owns (sampled)
+	Weight        float64                `protobuf:"fixed64,4,opt,name=weight,proto3" json:"weight,omitempty"`                     // ring weight (capacity in GiB, at least 1)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -897,11 +899,27 @@ func (x *WorkerReport) GetError() string {
 	return ""
 }
 
+func (x *WorkerReport) GetKeyShare() float64 {
+	if x != nil {
+		return x.KeyShare
+	}
+	return 0
+}
+
+func (x *WorkerReport) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
 type ReportResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workers       []*WorkerReport        `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
 	Mounts        int32                  `protobuf:"varint,2,opt,name=mounts,proto3" json:"mounts,omitempty"`
-	CoordinatorId string                 `protobuf:"bytes,3,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"`
+	CoordinatorId string                 `protobuf:"bytes,3,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"` // the coordinator that answered
+	LeaderId      string                 `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`                // the elected leader coordinator (jobs run there)
+	Coordinators  []string               `protobuf:"bytes,5,rep,name=coordinators,proto3" json:"coordinators,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -955,6 +973,20 @@ func (x *ReportResponse) GetCoordinatorId() string {
 		return x.CoordinatorId
 	}
 	return ""
+}
+
+func (x *ReportResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ReportResponse) GetCoordinators() []string {
+	if x != nil {
+		return x.Coordinators
+	}
+	return nil
 }
 
 // FileInfo describes a file or directory of a mount.
@@ -1450,14 +1482,18 @@ const file_strata_proto_rawDesc = "" +
 	"\fserved_bytes\x18\f \x01(\x03R\vservedBytes\x12#\n" +
 	"\rmetadata_hits\x18\r \x01(\x03R\fmetadataHits\x12'\n" +
 	"\x0fmetadata_misses\x18\x0e \x01(\x03R\x0emetadataMisses\"\x0f\n" +
-	"\rReportRequest\"R\n" +
+	"\rReportRequest\"\x87\x01\n" +
 	"\fWorkerReport\x12,\n" +
 	"\x05stats\x18\x01 \x01(\v2\x16.strata.v1.WorkerStatsR\x05stats\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x82\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1b\n" +
+	"\tkey_share\x18\x03 \x01(\x01R\bkeyShare\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\x01R\x06weight\"\xc3\x01\n" +
 	"\x0eReportResponse\x121\n" +
 	"\aworkers\x18\x01 \x03(\v2\x17.strata.v1.WorkerReportR\aworkers\x12\x16\n" +
 	"\x06mounts\x18\x02 \x01(\x05R\x06mounts\x12%\n" +
-	"\x0ecoordinator_id\x18\x03 \x01(\tR\rcoordinatorId\"\x81\x01\n" +
+	"\x0ecoordinator_id\x18\x03 \x01(\tR\rcoordinatorId\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\"\n" +
+	"\fcoordinators\x18\x05 \x03(\tR\fcoordinators\"\x81\x01\n" +
 	"\bFileInfo\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\"\n" +

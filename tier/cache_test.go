@@ -158,7 +158,7 @@ func TestPromotionRules(t *testing.T) {
 		{conf.PromoteHits, 2, "p1 p2 p3 p4 g1 g1", "f1:mem f2:ssd f3:ssd f4:mem"},
 		{conf.PromoteHits, 3, "p1 p2 p3 p4 g1 g2 g1 g2", "f1:ssd f2:ssd f3:mem f4:mem"},
 		{conf.PromoteNever, 0, "p1 p2 p3 p4 g1 g1 g1 g1", "f1:ssd f2:ssd f3:mem f4:mem"},
-		// Demoting resets the count: f1 hit once in ssd, promoted by a put...
+		// Hits in the lower tier add up across other traffic.
 		{conf.PromoteHits, 2, "p1 p2 p3 g1 p4 g1", "f1:mem f2:ssd f3:ssd f4:mem"},
 	}
 	for _, tc := range cases {

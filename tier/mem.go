@@ -11,7 +11,7 @@ import (
 // (store index, page header, eviction policy, file table share), charged against
 // the tier's budget so that Size bounds the real memory use. Measured by
 // BenchmarkIndexOverhead.
-const memPageOverhead = 160
+const memPageOverhead = 192
 
 // MemStore keeps pages in memory. It is safe for concurrent use; its index is
 // sharded by file id, and Get takes only a shard read lock.

@@ -473,7 +473,7 @@ func mountTmpfs(t *testing.T, size string) string {
 
 func TestFullDisk(t *testing.T) {
 	const pageSize = 64 << 10
-	const nfiles, npages = 24, 8 // 12 MiB in all, the tmpfs holds 4 MiB
+	const nfiles, npages = 24, 8 // 12 MiB in all, the tmpfs holds 1 MiB
 	size := int64(npages * pageSize)
 	fill := func(t *testing.T, c *Cache) {
 		t.Helper()
@@ -498,7 +498,7 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 	t.Run("spill to another directory", func(t *testing.T) {
-		small := mountTmpfs(t, "4m")
+		small := mountTmpfs(t, "1m")
 		big := t.TempDir()
 		cfg := conf.Cache{Tiers: []conf.Tier{diskTier("ssd", "lru", 64<<20, small, big)}}
 		clk := newClock()
@@ -519,7 +519,7 @@ func TestFullDisk(t *testing.T) {
 		}
 	})
 	t.Run("spill to the next tier", func(t *testing.T) {
-		small := mountTmpfs(t, "4m")
+		small := mountTmpfs(t, "1m")
 		hdd := t.TempDir()
 		cfg := conf.Cache{Tiers: []conf.Tier{diskTier("ssd", "lru", 64<<20, small), diskTier("hdd", "lru", 64<<20, hdd)}}
 		c := openCache(t, cfg, pageSize)

@@ -152,9 +152,10 @@ func joinDisplay(mountPath, rel string) string {
 
 // Stats returns the worker's figures.
 func (s *Server) Stats() *rpcpb.WorkerStats {
+	info := s.Info()
 	st := &rpcpb.WorkerStats{
-		Id: s.id, Host: s.info.Host, RpcAddr: s.info.RPCAddr, DataAddr: s.info.DataAddr,
-		State: s.info.State, StartedUnixMs: s.info.Started.UnixMilli(),
+		Id: s.id, Host: info.Host, RpcAddr: info.RPCAddr, DataAddr: info.DataAddr,
+		State: info.State, StartedUnixMs: info.Started.UnixMilli(),
 		PageHits: s.m.get(s.m.pageHits), PageMisses: s.m.get(s.m.pageMisses),
 		UfsFetches: s.m.get(s.m.ufsFetches), UfsBytes: s.m.get(s.m.ufsBytes),
 		ServedBytes: s.m.get(s.m.servedBytes), MetadataHits: s.m.get(s.m.metaHits),

@@ -63,7 +63,9 @@ type Server struct {
 	rpcLis  net.Listener
 	dataLis net.Listener
 	reg     *cluster.Registration
+	infoMu  sync.Mutex
 	info    cluster.WorkerInfo
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
@@ -167,6 +169,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: register in etcd: %w", err)
 	}
 	s.reg = reg
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchDrain(bg)
+	}()
 	s.log.Info("worker serving", "rpc", s.info.RPCAddr, "data", s.info.DataAddr, "capacity", conf.Size(s.info.Capacity).Human())
 	return nil
 }
@@ -190,11 +199,62 @@ func (s *Server) OpenFull(mountID, path string, fi ufs.FileInfo) (*os.File, func
 func (s *Server) Mounts() *namespace.Table { return s.view.Mounts() }
 
 // Info is what the worker publishes in etcd.
-func (s *Server) Info() cluster.WorkerInfo { return s.info }
+func (s *Server) Info() cluster.WorkerInfo {
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	return s.info
+}
+
+// watchDrain follows the worker's drain key: while it exists the worker is
+// draining (out of the placement ring, still serving what it holds).
+func (s *Server) watchDrain(ctx context.Context) {
+	key := s.keys.Drain(s.id)
+	for ctx.Err() == nil {
+		resp, err := s.etcd.Get(ctx, key)
+		if err == nil {
+			s.setState(ctx, len(resp.Kvs) > 0)
+			for wr := range s.etcd.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(resp.Header.Revision+1)) {
+				if wr.Err() != nil {
+					break
+				}
+				for _, ev := range wr.Events {
+					s.setState(ctx, ev.Type == clientv3.EventTypePut)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Server) setState(ctx context.Context, draining bool) {
+	state := cluster.StateServing
+	if draining {
+		state = cluster.StateDraining
+	}
+	s.infoMu.Lock()
+	changed := s.info.State != state
+	s.info.State = state
+	info := s.info
+	s.infoMu.Unlock()
+	if !changed {
+		return
+	}
+	if err := s.reg.Update(ctx, info); err != nil {
+		s.log.Warn("publish state", "state", state, "err", err)
+		return
+	}
+	s.log.Info("worker state changed", "state", state)
+}
 
 // Close deregisters the worker, stops its servers and closes its cache.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
+	if s.cancel != nil {
+		s.cancel()
+	}
 	if s.reg != nil {
 		errs = append(errs, s.reg.Close(ctx))
 	}

@@ -39,9 +39,10 @@ func newReportCmd(g *globals) *cobra.Command {
 					enc.SetIndent("", "  ")
 					return enc.Encode(v)
 				}
-				fmt.Fprintf(out, "Mounts: %d   Workers: %d\n\n", rep.GetMounts(), len(rep.GetWorkers()))
+				fmt.Fprintf(out, "Mounts: %d   Workers: %d   Coordinators: %d (leader %s)\n\n", rep.GetMounts(), len(rep.GetWorkers()),
+					len(rep.GetCoordinators()), orDash(rep.GetLeaderId()))
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "WORKER\tSTATE\tADDRESS\tUPTIME\tCAPACITY\tUSED\tPAGES\tHITS\tMISSES\tHIT RATIO\tUFS READ")
+				fmt.Fprintln(tw, "WORKER\tSTATE\tADDRESS\tUPTIME\tCAPACITY\tUSED\tPAGES\tHITS\tMISSES\tHIT RATIO\tUFS READ\tWEIGHT\tKEY SHARE")
 				for _, w := range rep.GetWorkers() {
 					s := w.GetStats()
 					var capacity, used, pages int64
@@ -55,9 +56,9 @@ func newReportCmd(g *globals) *cobra.Command {
 						state = "unreachable"
 					}
 					up := time.Since(time.UnixMilli(s.GetStartedUnixMs())).Truncate(time.Second)
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.GetId(), state, s.GetDataAddr(), up,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%.1f\t%.1f%%\n", s.GetId(), state, s.GetDataAddr(), up,
 						conf.Size(capacity).Human(), conf.Size(used).Human(), pages, s.GetPageHits(), s.GetPageMisses(),
-						ratio(s.GetPageHits(), s.GetPageMisses()), conf.Size(s.GetUfsBytes()).Human())
+						ratio(s.GetPageHits(), s.GetPageMisses()), conf.Size(s.GetUfsBytes()).Human(), w.GetWeight(), 100*w.GetKeyShare())
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -93,4 +94,11 @@ func ratio(hits, misses int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(hits)/float64(hits+misses))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -246,6 +246,7 @@ and fills misses from the under-storage.`,
 		},
 	}
 	sf.registerWorker(cmd.Flags(), "")
+	cmd.AddCommand(newDrainCmd(g, true), newDrainCmd(g, false))
 	return cmd
 }
 

@@ -27,11 +27,7 @@ var (
 
 func TestMain(m *testing.M) {
 	harness.Main(m, func(t harness.TB) {
-		binary = filepath.Join(t.TempDir(), "strata")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/stratafs/strata/cmd/strata").CombinedOutput()
-		if err != nil {
-			t.Fatalf("build strata: %v\n%s", err, out)
-		}
+		binary = harness.BuildStrata(t)
 		minio = harness.StartMinIO(t)
 	})
 }
@@ -217,7 +213,8 @@ func TestTour(t *testing.T) {
 
 func TestHelpExplainsEveryCommand(t *testing.T) {
 	cmds := [][]string{{}, {"local"}, {"coordinator"}, {"worker"}, {"report"}, {"fs"}, {"fs", "mount"}, {"fs", "unmount"},
-		{"fs", "mounts"}, {"fs", "ls"}, {"fs", "stat"}, {"fs", "cat"}, {"fs", "head"}, {"fs", "cp"}, {"fs", "mkdir"}, {"fs", "rm"}, {"fs", "mv"}}
+		{"fs", "mounts"}, {"fs", "ls"}, {"fs", "stat"}, {"fs", "cat"}, {"fs", "head"}, {"fs", "cp"}, {"fs", "mkdir"}, {"fs", "rm"}, {"fs", "mv"},
+		{"worker", "drain"}, {"worker", "undrain"}}
 	for _, c := range cmds {
 		out, err := exec.Command(binary, append(c, "--help")...).CombinedOutput()
 		if err != nil {

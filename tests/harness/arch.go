@@ -1,0 +1,5 @@
+package harness
+
+import "runtime"
+
+const goarch = runtime.GOARCH
