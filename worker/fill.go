@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -65,6 +66,11 @@ func (f *filler) fetch(ctx context.Context, ref *fileRef, c int64) (*chunkData, 
 		return &chunkData{}, nil
 	}
 	n := min(f.chunkPages*ps, ref.info.Size-off)
+	// A reader may have missed the cache just before an earlier flight for
+	// this chunk stored it and ended: serve that instead of fetching again.
+	if chunk, ok := f.cached(ctx, ref, c, n); ok {
+		return chunk, nil
+	}
 	f.sem <- struct{}{}
 	defer func() { <-f.sem }()
 	start := time.Now()
@@ -91,6 +97,21 @@ func (f *filler) fetch(ctx context.Context, ref *fileRef, c int64) (*chunkData, 
 		}
 	}
 	return chunk, nil
+}
+
+// cached returns the chunk's pages when every one of them is in the cache.
+func (f *filler) cached(ctx context.Context, ref *fileRef, c, n int64) (*chunkData, bool) {
+	ps := int64(f.s.wcfg.PageSize)
+	chunk := &chunkData{}
+	for i := int64(0); i*ps < n; i++ {
+		h, err := f.s.cache.Get(ctx, tier.PageKey{File: ref.id, Index: c*f.chunkPages + i})
+		if err != nil {
+			return nil, false
+		}
+		chunk.pages = append(chunk.pages, bytes.Clone(h.Bytes()))
+		h.Close()
+	}
+	return chunk, true
 }
 
 // read fetches exactly n bytes at off, or fails: a short read from the UFS is
