@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stratafs/strata/client"
 	"github.com/stratafs/strata/conf"
 )
@@ -14,6 +15,8 @@ import (
 type localOptions struct {
 	// fuseDir, when set, mounts the namespace there with FUSE.
 	fuseDir string
+	// metrics receives the front-ends' Prometheus collectors.
+	metrics prometheus.Registerer
 }
 
 // frontEnd is a running front-end of `strata local`.

@@ -36,7 +36,7 @@ type globals struct {
 func (g *globals) register(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.StringVar(&g.configFile, "config", os.Getenv("STRATA_CONFIG"), "YAML config file (env STRATA_CONFIG)")
-	f.StringSliceVar(&g.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma-separated (default http://127.0.0.1:2379, where `strata local` serves)")
+	f.StringSliceVar(&g.etcdEndpoints, "etcd-endpoints", nil, "etcd endpoints, comma-separated (default http://127.0.0.1:2379, where strata local serves)")
 	f.StringVar(&g.etcdPrefix, "etcd-prefix", "", "key prefix in etcd (default /strata)")
 	f.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", "", "log format: text or json")

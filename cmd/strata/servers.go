@@ -140,6 +140,7 @@ func runLocal(ctx context.Context, cfg conf.Config, lo localOptions, out io.Writ
 		return err
 	}
 	defer c.Close()
+	lo.metrics = reg
 	fes, err := startFrontEnds(ctx, cfg, lo, c, log, out)
 	if err != nil {
 		_ = stopServers(log, coord, wrk)
