@@ -118,6 +118,8 @@ func newFUSEUnmountCmd() *cobra.Command {
 		Long: `Unmount DIR. A mount still in use fails with "device or resource busy"
 unless --lazy, which detaches it now and lets the kernel finish when the last
 user goes (also the way to clear "Transport endpoint is not connected").`,
+		Example: `  strata fuse unmount /mnt/strata
+  strata fuse unmount --lazy /mnt/strata`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			flags := 0
