@@ -55,7 +55,7 @@ Then, in another terminal:
 		SilenceErrors: true,
 	}
 	g.register(root)
-	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newReportCmd(g), newFUSECmd(g), newVersionCmd())
+	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newReportCmd(g), newFUSECmd(g), newS3Cmd(g), newVersionCmd())
 	return root
 }
 
