@@ -30,11 +30,11 @@ const devKeysFile = "s3-dev-credentials"
 // startS3FrontEnd starts the S3 API of `strata local` when s3.enabled, and
 // prints its endpoint and, when no access key is configured, the
 // development key it generated.
-func startS3FrontEnd(ctx context.Context, cfg conf.Config, _ localOptions, c *client.Client, log *slog.Logger, out io.Writer) (frontEnd, error) {
+func startS3FrontEnd(ctx context.Context, cfg conf.Config, opts localOptions, c *client.Client, log *slog.Logger, out io.Writer) (frontEnd, error) {
 	if !cfg.S3.Enabled {
 		return nil, nil
 	}
-	return runS3(ctx, cfg, c, log, out, nil)
+	return runS3(ctx, cfg, c, log, out, opts.metrics)
 }
 
 // runS3 starts an S3 server and prints how to reach it. reg, when not nil,
@@ -120,6 +120,8 @@ func newS3Cmd(g *globals) *cobra.Command {
 		Long: `Serve Strata's namespace over the S3 REST API: top-level directories are
 buckets, the paths below them keys. Reads come from the workers' caches, writes
 go through to the under-storage. See docs/s3-api.md.`,
+		Example: `  strata s3 serve --listen 0.0.0.0:7480
+  aws --endpoint-url http://127.0.0.1:7480 s3 ls s3://datasets/`,
 	}
 	cmd.AddCommand(newS3ServeCmd(g))
 	return cmd
