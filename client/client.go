@@ -180,14 +180,6 @@ func (c *Client) owners(key string, replicas int) []cluster.WorkerInfo {
 	return out
 }
 
-// metaKey is the placement key of a file's metadata.
-func metaKey(mountID, rel string) string { return "m\x00" + mountID + "\x00" + rel }
-
-// blockKey is the placement key of block i of a file.
-func blockKey(mountID, rel string, i int64) string {
-	return fmt.Sprintf("b\x00%s\x00%s\x00%d", mountID, rel, i)
-}
-
 // retriable reports whether another owner (or the UFS) may succeed where this
 // worker failed: transport errors and unavailability, not answers such as
 // "not found".

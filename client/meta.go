@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 
+	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/namespace"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
@@ -37,7 +38,7 @@ func (c *Client) Stat(ctx context.Context, path string, sync bool) (namespace.Fi
 // statUFS asks the metadata owner, then the next owners, then the UFS.
 func (c *Client) statUFS(ctx context.Context, m namespace.Mount, rel string, sync bool) (ufs.FileInfo, error) {
 	var lastErr error
-	for _, w := range c.owners(metaKey(m.ID, rel), 1) {
+	for _, w := range c.owners(cluster.MetaKey(m.ID, rel), 1) {
 		wc, err := c.workerClient(w)
 		if err != nil {
 			lastErr = err
@@ -113,7 +114,7 @@ func (c *Client) List(ctx context.Context, path string, sync bool) iter.Seq2[nam
 func (c *Client) listUFS(ctx context.Context, m namespace.Mount, rel string, sync bool) iter.Seq2[ufs.FileInfo, error] {
 	return func(yield func(ufs.FileInfo, error) bool) {
 		var lastErr error
-		for _, w := range c.owners(metaKey(m.ID, rel), 1) {
+		for _, w := range c.owners(cluster.MetaKey(m.ID, rel), 1) {
 			wc, err := c.workerClient(w)
 			if err != nil {
 				lastErr = err
@@ -185,7 +186,7 @@ func (c *Client) invalidate(ctx context.Context, m namespace.Mount, rels ...stri
 	for _, rel := range rels {
 		for p := rel; !seen[p]; p = parentRel(p) {
 			seen[p] = true
-			for _, w := range c.owners(metaKey(m.ID, p), 1) {
+			for _, w := range c.owners(cluster.MetaKey(m.ID, p), 1) {
 				targets[w.ID] = append(targets[w.ID], p)
 			}
 			if p == "" {

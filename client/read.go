@@ -99,7 +99,7 @@ func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, err
 func (f *File) fetch(ctx context.Context, off int64, buf []byte) error {
 	block := off / int64(f.c.wcfg.BlockSize)
 	var lastErr error
-	for _, w := range f.c.owners(blockKey(f.m.ID, f.rel, block), f.m.Replicas) {
+	for _, w := range f.c.owners(cluster.BlockKey(f.m.ID, f.rel, block), f.m.Replicas) {
 		err := f.fetchFrom(ctx, w, off, buf)
 		if err == nil {
 			return nil
@@ -255,7 +255,7 @@ func (f *File) OpenLocal() (file *os.File, release func(), ok bool) {
 	}
 	bs := int64(f.c.wcfg.BlockSize)
 	for b := int64(0); b*bs < f.info.Size; b++ {
-		o := f.c.owners(blockKey(f.m.ID, f.rel, b), 1)
+		o := f.c.owners(cluster.BlockKey(f.m.ID, f.rel, b), 1)
 		if len(o) == 0 || o[0].ID != local.ID() {
 			return nil, nil, false
 		}

@@ -79,3 +79,29 @@ func (k Keys) Drain(id string) string { return k.Prefix + "/drain/" + id }
 
 // Leader is the election prefix of the coordinators.
 func (k Keys) Leader() string { return k.Prefix + "/leader" }
+
+// Jobs is the prefix of load job records (JSON of rpcpb.LoadJob).
+func (k Keys) Jobs() string { return k.Prefix + "/jobs/" }
+
+// Job is the key of one load job's record.
+func (k Keys) Job(id string) string { return k.Jobs() + id }
+
+// JobStops is the prefix of stop requests for load jobs.
+func (k Keys) JobStops() string { return k.Prefix + "/job-stops/" }
+
+// JobStop is the key whose presence asks the leader to stop a load job.
+func (k Keys) JobStop(id string) string { return k.JobStops() + id }
+
+// Pins is the prefix of pinned namespace paths.
+func (k Keys) Pins() string { return k.Prefix + "/pins/" }
+
+// Pin is the key of the pin of a namespace path.
+func (k Keys) Pin(path string) string { return k.Pins() + url.PathEscape(path) }
+
+// JobQueue is the prefix of the active (pending or running) load jobs: one
+// empty key per job, deleted when the job ends, so the leader finds the work
+// to resume without reading every finished job.
+func (k Keys) JobQueue() string { return k.Prefix + "/job-queue/" }
+
+// JobQueued is the queue key of an active load job.
+func (k Keys) JobQueued(id string) string { return k.JobQueue() + id }

@@ -83,3 +83,14 @@ func TestRingWeights(t *testing.T) {
 		t.Errorf("weight 3 of 4 owns %.3f, want 0.75", share)
 	}
 }
+
+// The placement keys are part of the cache layout: a change would move every
+// cached block and metadata entry to other workers.
+func TestPlacementKeysAreStable(t *testing.T) {
+	if got := BlockKey("m1", "a/b.bin", 12); got != "b\x00m1\x00a/b.bin\x0012" {
+		t.Errorf("BlockKey = %q", got)
+	}
+	if got := MetaKey("m1", "a"); got != "m\x00m1\x00a" {
+		t.Errorf("MetaKey = %q", got)
+	}
+}

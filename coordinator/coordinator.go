@@ -1,6 +1,8 @@
 // Package coordinator is Strata's control plane: it validates and stores
-// mounts in etcd, watches the membership, and aggregates reports. It is never
-// on the data path.
+// mounts in etcd, watches the membership, aggregates reports, fans out free
+// requests and pins, and — on the elected leader — runs the load jobs of
+// `strata load`, checkpointed in etcd so that a new leader resumes them. It is
+// never on the data path.
 package coordinator
 
 import (
@@ -26,7 +28,6 @@ import (
 	"github.com/stratafs/strata/ufs"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Deps are the coordinator's collaborators.
@@ -44,6 +45,7 @@ type Deps struct {
 type Server struct {
 	rpcpb.UnimplementedCoordinatorServer
 	cfg     conf.Coordinator
+	wcfg    conf.Worker // block size and lease TTL of the workers (shared config)
 	id      string
 	log     *slog.Logger
 	etcd    *clientv3.Client
@@ -59,6 +61,11 @@ type Server struct {
 	ops     *prometheus.CounterVec
 	gather  prometheus.Gatherer
 	leading atomic.Bool
+	fss     *ufs.Pool
+	jobs    *jobRunner
+	lm      *loadMetrics
+	connMu  sync.Mutex
+	conns   map[string]*grpc.ClientConn // worker connections by RPC address
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -69,9 +76,11 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s := &Server{
-		cfg: cfg.Coordinator, id: "c-" + hex.EncodeToString(b[:]), etcd: deps.Etcd, keys: keys,
-		reg: deps.Registry, store: cluster.NewMountStore(deps.Etcd, keys),
+		cfg: cfg.Coordinator, wcfg: cfg.Worker, id: "c-" + hex.EncodeToString(b[:]), etcd: deps.Etcd, keys: keys,
+		reg: deps.Registry, store: cluster.NewMountStore(deps.Etcd, keys), fss: ufs.NewPool(deps.Registry),
+		conns: map[string]*grpc.ClientConn{},
 	}
+	s.jobs = &jobRunner{s: s, running: map[string]*loadJob{}}
 	s.log = deps.Logger.With("component", "coordinator", "coordinator", s.id)
 	reg, gath := deps.Metrics, deps.Gatherer
 	if reg == nil {
@@ -84,11 +93,13 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 		Help: "Mount table operations by kind and result.",
 	}, []string{"op", "result"})
 	_ = reg.Register(s.ops)
+	s.lm = newLoadMetrics(reg)
 	var err error
 	s.view, err = cluster.NewView(ctx, deps.Etcd, keys, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: watch cluster state: %w", err)
 	}
+	s.view.OnChange(s.prune)
 	s.lis, err = net.Listen("tcp", cfg.Coordinator.Listen)
 	if err != nil {
 		s.view.Close()
@@ -182,6 +193,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	s.view.Close()
+	s.closeConns()
 	return errors.Join(errs...)
 }
 
@@ -343,14 +355,13 @@ func (s *Server) Report(ctx context.Context, _ *rpcpb.ReportRequest) (*rpcpb.Rep
 
 func (s *Server) workerReport(ctx context.Context, w cluster.WorkerInfo) *rpcpb.WorkerReport {
 	base := &rpcpb.WorkerStats{Id: w.ID, Host: w.Host, RpcAddr: w.RPCAddr, DataAddr: w.DataAddr, State: w.State, StartedUnixMs: w.Started.UnixMilli()}
-	cc, err := grpc.NewClient(w.RPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	wc, err := s.workerClient(w)
 	if err != nil {
 		return &rpcpb.WorkerReport{Stats: base, Error: err.Error()}
 	}
-	defer cc.Close()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := rpcpb.NewWorkerClient(cc).Stats(rctx, &rpcpb.StatsRequest{})
+	st, err := wc.Stats(rctx, &rpcpb.StatsRequest{})
 	if err != nil {
 		return &rpcpb.WorkerReport{Stats: base, Error: rpcpb.FromStatus(err).Error()}
 	}

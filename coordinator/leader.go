@@ -44,7 +44,18 @@ func (s *Server) leadOnce(ctx context.Context) error {
 	}
 	s.leading.Store(true)
 	s.log.Info("elected leader")
+	// The leader runs the load jobs; the guard makes every job checkpoint
+	// conditional on still holding the election key.
+	guard := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
+	lctx, lcancel := context.WithCancel(ctx)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		s.onLeader(lctx, guard)
+	}()
 	defer func() {
+		lcancel()
+		<-jobsDone
 		s.leading.Store(false)
 		if ctx.Err() == nil {
 			s.log.Warn("lost leadership")
@@ -52,6 +63,8 @@ func (s *Server) leadOnce(ctx context.Context) error {
 	}()
 	select {
 	case <-ctx.Done():
+		lcancel() // stop the jobs before handing over
+		<-jobsDone
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = el.Resign(rctx) // hand over at once instead of after the lease
 		cancel()
@@ -59,6 +72,13 @@ func (s *Server) leadOnce(ctx context.Context) error {
 	case <-sess.Done():
 		return errors.New("election session expired")
 	}
+}
+
+// onLeader is the leadership hook: it runs while this coordinator leads
+// (until ctx ends) and starts the job runner, which resumes the jobs a
+// previous leader left running.
+func (s *Server) onLeader(ctx context.Context, guard clientv3.Cmp) {
+	s.jobs.lead(ctx, guard)
 }
 
 // leaderID returns the elected coordinator's ID ("" when none).

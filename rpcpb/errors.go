@@ -18,6 +18,10 @@ const ErrorDomain = "strata.io"
 // ErrReadOnly is returned for a write to a read-only mount.
 var ErrReadOnly = errors.New("strata: mount is read-only")
 
+// ErrInvalidArgument is returned for a malformed request argument that is
+// not a path or URI: a bad glob, a negative bandwidth, an unknown job id form.
+var ErrInvalidArgument = errors.New("invalid argument")
+
 // errorTable is the one mapping between sentinel errors and wire statuses. The
 // first matching row wins, so more specific sentinels come first.
 var errorTable = []struct {
@@ -38,6 +42,7 @@ var errorTable = []struct {
 	{ErrReadOnly, "READ_ONLY", codes.PermissionDenied, http.StatusForbidden},
 	{ufs.ErrPermission, "PERMISSION", codes.PermissionDenied, http.StatusForbidden},
 	{ufs.ErrNotSupported, "NOT_SUPPORTED", codes.Unimplemented, http.StatusNotImplemented},
+	{ErrInvalidArgument, "INVALID_ARGUMENT", codes.InvalidArgument, http.StatusBadRequest},
 	{ufs.ErrInvalidURI, "INVALID_URI", codes.InvalidArgument, http.StatusBadRequest},
 	{ufs.ErrInvalidPath, "INVALID_UFS_PATH", codes.InvalidArgument, http.StatusBadRequest},
 	{namespace.ErrInvalidPath, "INVALID_PATH", codes.InvalidArgument, http.StatusBadRequest},
@@ -148,6 +153,15 @@ func FromHTTP(code int, reason, msg string) error {
 	}
 	if code == http.StatusServiceUnavailable || code == http.StatusBadGateway {
 		return &RemoteError{Sentinel: ufs.ErrUnavailable, Msg: msg}
+	}
+	return errors.New(msg)
+}
+
+// FromReason rebuilds an error from a wire reason (as Reason returns) and a
+// message, for errors carried inside messages (per-block load results).
+func FromReason(reason, msg string) error {
+	if s := byReason(reason); s != nil {
+		return &RemoteError{Sentinel: s, Msg: msg}
 	}
 	return errors.New(msg)
 }

@@ -989,6 +989,1192 @@ func (x *ReportResponse) GetCoordinators() []string {
 	return nil
 }
 
+// LoadOptions shape a load job.
+type LoadOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      int32                  `protobuf:"varint,1,opt,name=replicas,proto3" json:"replicas,omitempty"`                             // how many owners of each block cache it (>= 1)
+	BandwidthBps  int64                  `protobuf:"varint,2,opt,name=bandwidth_bps,json=bandwidthBps,proto3" json:"bandwidth_bps,omitempty"` // cap on the job's UFS read rate, bytes/s (0: none)
+	Verify        bool                   `protobuf:"varint,3,opt,name=verify,proto3" json:"verify,omitempty"`                                 // check every block afterwards and load what is missing
+	MetadataOnly  bool                   `protobuf:"varint,4,opt,name=metadata_only,json=metadataOnly,proto3" json:"metadata_only,omitempty"` // cache stat and listings only
+	Include       []string               `protobuf:"bytes,5,rep,name=include,proto3" json:"include,omitempty"`                                // globs (path.Match); a file must match one when set
+	Exclude       []string               `protobuf:"bytes,6,rep,name=exclude,proto3" json:"exclude,omitempty"`                                // globs; a file matching one is skipped
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadOptions) Reset() {
+	*x = LoadOptions{}
+	mi := &file_strata_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadOptions) ProtoMessage() {}
+
+func (x *LoadOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadOptions.ProtoReflect.Descriptor instead.
+func (*LoadOptions) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LoadOptions) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *LoadOptions) GetBandwidthBps() int64 {
+	if x != nil {
+		return x.BandwidthBps
+	}
+	return 0
+}
+
+func (x *LoadOptions) GetVerify() bool {
+	if x != nil {
+		return x.Verify
+	}
+	return false
+}
+
+func (x *LoadOptions) GetMetadataOnly() bool {
+	if x != nil {
+		return x.MetadataOnly
+	}
+	return false
+}
+
+func (x *LoadOptions) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *LoadOptions) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+// LoadCounters are a job's figures. Bytes are file bytes (per replica for
+// ufs_bytes and cached_bytes).
+type LoadCounters struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	FilesListed         int64                  `protobuf:"varint,1,opt,name=files_listed,json=filesListed,proto3" json:"files_listed,omitempty"` // files found so far (the total grows while the listing streams)
+	BytesListed         int64                  `protobuf:"varint,2,opt,name=bytes_listed,json=bytesListed,proto3" json:"bytes_listed,omitempty"`
+	DirsListed          int64                  `protobuf:"varint,3,opt,name=dirs_listed,json=dirsListed,proto3" json:"dirs_listed,omitempty"`
+	FilesSkipped        int64                  `protobuf:"varint,4,opt,name=files_skipped,json=filesSkipped,proto3" json:"files_skipped,omitempty"` // excluded by --include/--exclude
+	FilesDone           int64                  `protobuf:"varint,5,opt,name=files_done,json=filesDone,proto3" json:"files_done,omitempty"`
+	BytesDone           int64                  `protobuf:"varint,6,opt,name=bytes_done,json=bytesDone,proto3" json:"bytes_done,omitempty"`
+	FilesFailed         int64                  `protobuf:"varint,7,opt,name=files_failed,json=filesFailed,proto3" json:"files_failed,omitempty"`
+	BytesFailed         int64                  `protobuf:"varint,8,opt,name=bytes_failed,json=bytesFailed,proto3" json:"bytes_failed,omitempty"`
+	BlocksDone          int64                  `protobuf:"varint,9,opt,name=blocks_done,json=blocksDone,proto3" json:"blocks_done,omitempty"`                               // block tasks done (one per replica)
+	UfsBytes            int64                  `protobuf:"varint,10,opt,name=ufs_bytes,json=ufsBytes,proto3" json:"ufs_bytes,omitempty"`                                    // bytes the workers read from the UFS for this job
+	CachedBytes         int64                  `protobuf:"varint,11,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`                           // bytes the workers already had
+	Retries             int64                  `protobuf:"varint,12,opt,name=retries,proto3" json:"retries,omitempty"`                                                      // task attempts that were retried
+	VerifyFiles         int64                  `protobuf:"varint,13,opt,name=verify_files,json=verifyFiles,proto3" json:"verify_files,omitempty"`                           // files checked by --verify
+	VerifyMissingBlocks int64                  `protobuf:"varint,14,opt,name=verify_missing_blocks,json=verifyMissingBlocks,proto3" json:"verify_missing_blocks,omitempty"` // blocks --verify found missing (then loaded)
+	RunningMs           int64                  `protobuf:"varint,15,opt,name=running_ms,json=runningMs,proto3" json:"running_ms,omitempty"`                                 // time spent running (excludes time with no leader)
+	VerifyFailed        int64                  `protobuf:"varint,16,opt,name=verify_failed,json=verifyFailed,proto3" json:"verify_failed,omitempty"`                        // files --verify could not complete
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *LoadCounters) Reset() {
+	*x = LoadCounters{}
+	mi := &file_strata_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadCounters) ProtoMessage() {}
+
+func (x *LoadCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadCounters.ProtoReflect.Descriptor instead.
+func (*LoadCounters) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LoadCounters) GetFilesListed() int64 {
+	if x != nil {
+		return x.FilesListed
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetBytesListed() int64 {
+	if x != nil {
+		return x.BytesListed
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetDirsListed() int64 {
+	if x != nil {
+		return x.DirsListed
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetFilesSkipped() int64 {
+	if x != nil {
+		return x.FilesSkipped
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetFilesDone() int64 {
+	if x != nil {
+		return x.FilesDone
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetBytesDone() int64 {
+	if x != nil {
+		return x.BytesDone
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetFilesFailed() int64 {
+	if x != nil {
+		return x.FilesFailed
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetBytesFailed() int64 {
+	if x != nil {
+		return x.BytesFailed
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetBlocksDone() int64 {
+	if x != nil {
+		return x.BlocksDone
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetUfsBytes() int64 {
+	if x != nil {
+		return x.UfsBytes
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetCachedBytes() int64 {
+	if x != nil {
+		return x.CachedBytes
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetRetries() int64 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetVerifyFiles() int64 {
+	if x != nil {
+		return x.VerifyFiles
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetVerifyMissingBlocks() int64 {
+	if x != nil {
+		return x.VerifyMissingBlocks
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetRunningMs() int64 {
+	if x != nil {
+		return x.RunningMs
+	}
+	return 0
+}
+
+func (x *LoadCounters) GetVerifyFailed() int64 {
+	if x != nil {
+		return x.VerifyFailed
+	}
+	return 0
+}
+
+// LoadFailure is a file (or directory) that could not be loaded.
+type LoadFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // namespace path
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	UnixMs        int64                  `protobuf:"varint,3,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadFailure) Reset() {
+	*x = LoadFailure{}
+	mi := &file_strata_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadFailure) ProtoMessage() {}
+
+func (x *LoadFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadFailure.ProtoReflect.Descriptor instead.
+func (*LoadFailure) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LoadFailure) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LoadFailure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *LoadFailure) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+// LoadJob is a load job's record: stored in etcd (as JSON) and returned by
+// the load RPCs.
+type LoadJob struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path      string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"` // namespace path being loaded
+	MountId   string                 `protobuf:"bytes,3,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	MountPath string                 `protobuf:"bytes,4,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	Options   *LoadOptions           `protobuf:"bytes,5,opt,name=options,proto3" json:"options,omitempty"`
+	State     string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"` // pending, running, done, failed, stopped
+	Phase     string                 `protobuf:"bytes,7,opt,name=phase,proto3" json:"phase,omitempty"` // load, verify
+	// cursor is the UFS path (relative to the mount) of the last file of the
+	// walk whose predecessors are all finished: a resumed job starts after it.
+	Cursor      string `protobuf:"bytes,8,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	ListingDone bool   `protobuf:"varint,9,opt,name=listing_done,json=listingDone,proto3" json:"listing_done,omitempty"`
+	// counters are committed up to the cursor (what a resumed job starts from);
+	// progress adds what finished beyond it (what users see).
+	Counters       *LoadCounters  `protobuf:"bytes,10,opt,name=counters,proto3" json:"counters,omitempty"`
+	Progress       *LoadCounters  `protobuf:"bytes,11,opt,name=progress,proto3" json:"progress,omitempty"`
+	Failures       []*LoadFailure `protobuf:"bytes,12,rep,name=failures,proto3" json:"failures,omitempty"` // the first 1000
+	Error          string         `protobuf:"bytes,13,opt,name=error,proto3" json:"error,omitempty"`       // why the job failed (state failed)
+	CreatedUnixMs  int64          `protobuf:"varint,14,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	StartedUnixMs  int64          `protobuf:"varint,15,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	UpdatedUnixMs  int64          `protobuf:"varint,16,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	FinishedUnixMs int64          `protobuf:"varint,17,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
+	CoordinatorId  string         `protobuf:"bytes,18,opt,name=coordinator_id,json=coordinatorId,proto3" json:"coordinator_id,omitempty"` // the leader running it
+	Resumes        int32          `protobuf:"varint,19,opt,name=resumes,proto3" json:"resumes,omitempty"`                                 // how many times a leader resumed it
+	StopRequested  bool           `protobuf:"varint,20,opt,name=stop_requested,json=stopRequested,proto3" json:"stop_requested,omitempty"`
+	RateBps        float64        `protobuf:"fixed64,21,opt,name=rate_bps,json=rateBps,proto3" json:"rate_bps,omitempty"` // achieved UFS read rate: ufs_bytes / running time
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LoadJob) Reset() {
+	*x = LoadJob{}
+	mi := &file_strata_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadJob) ProtoMessage() {}
+
+func (x *LoadJob) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadJob.ProtoReflect.Descriptor instead.
+func (*LoadJob) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LoadJob) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LoadJob) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LoadJob) GetMountId() string {
+	if x != nil {
+		return x.MountId
+	}
+	return ""
+}
+
+func (x *LoadJob) GetMountPath() string {
+	if x != nil {
+		return x.MountPath
+	}
+	return ""
+}
+
+func (x *LoadJob) GetOptions() *LoadOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *LoadJob) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *LoadJob) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *LoadJob) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *LoadJob) GetListingDone() bool {
+	if x != nil {
+		return x.ListingDone
+	}
+	return false
+}
+
+func (x *LoadJob) GetCounters() *LoadCounters {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *LoadJob) GetProgress() *LoadCounters {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *LoadJob) GetFailures() []*LoadFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+func (x *LoadJob) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *LoadJob) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *LoadJob) GetStartedUnixMs() int64 {
+	if x != nil {
+		return x.StartedUnixMs
+	}
+	return 0
+}
+
+func (x *LoadJob) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+func (x *LoadJob) GetFinishedUnixMs() int64 {
+	if x != nil {
+		return x.FinishedUnixMs
+	}
+	return 0
+}
+
+func (x *LoadJob) GetCoordinatorId() string {
+	if x != nil {
+		return x.CoordinatorId
+	}
+	return ""
+}
+
+func (x *LoadJob) GetResumes() int32 {
+	if x != nil {
+		return x.Resumes
+	}
+	return 0
+}
+
+func (x *LoadJob) GetStopRequested() bool {
+	if x != nil {
+		return x.StopRequested
+	}
+	return false
+}
+
+func (x *LoadJob) GetRateBps() float64 {
+	if x != nil {
+		return x.RateBps
+	}
+	return 0
+}
+
+type SubmitLoadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Options       *LoadOptions           `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitLoadRequest) Reset() {
+	*x = SubmitLoadRequest{}
+	mi := &file_strata_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitLoadRequest) ProtoMessage() {}
+
+func (x *SubmitLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitLoadRequest.ProtoReflect.Descriptor instead.
+func (*SubmitLoadRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SubmitLoadRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SubmitLoadRequest) GetOptions() *LoadOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type GetLoadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // empty: the most recent job
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLoadRequest) Reset() {
+	*x = GetLoadRequest{}
+	mi := &file_strata_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLoadRequest) ProtoMessage() {}
+
+func (x *GetLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLoadRequest.ProtoReflect.Descriptor instead.
+func (*GetLoadRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetLoadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ListLoadsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLoadsRequest) Reset() {
+	*x = ListLoadsRequest{}
+	mi := &file_strata_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLoadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLoadsRequest) ProtoMessage() {}
+
+func (x *ListLoadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLoadsRequest.ProtoReflect.Descriptor instead.
+func (*ListLoadsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{20}
+}
+
+type ListLoadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []*LoadJob             `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"` // newest first
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLoadsResponse) Reset() {
+	*x = ListLoadsResponse{}
+	mi := &file_strata_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLoadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLoadsResponse) ProtoMessage() {}
+
+func (x *ListLoadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLoadsResponse.ProtoReflect.Descriptor instead.
+func (*ListLoadsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListLoadsResponse) GetJobs() []*LoadJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type StopLoadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopLoadRequest) Reset() {
+	*x = StopLoadRequest{}
+	mi := &file_strata_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopLoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopLoadRequest) ProtoMessage() {}
+
+func (x *StopLoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopLoadRequest.ProtoReflect.Descriptor instead.
+func (*StopLoadRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *StopLoadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type FreeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreeRequest) Reset() {
+	*x = FreeRequest{}
+	mi := &file_strata_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeRequest) ProtoMessage() {}
+
+func (x *FreeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeRequest.ProtoReflect.Descriptor instead.
+func (*FreeRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FreeRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type FreeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`
+	Pages         int64                  `protobuf:"varint,2,opt,name=pages,proto3" json:"pages,omitempty"`
+	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	PinnedFiles   int64                  `protobuf:"varint,4,opt,name=pinned_files,json=pinnedFiles,proto3" json:"pinned_files,omitempty"` // left in place because a pin covers them
+	Errors        []string               `protobuf:"bytes,5,rep,name=errors,proto3" json:"errors,omitempty"`                               // workers that did not answer
+	Workers       int32                  `protobuf:"varint,6,opt,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreeResponse) Reset() {
+	*x = FreeResponse{}
+	mi := &file_strata_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreeResponse) ProtoMessage() {}
+
+func (x *FreeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreeResponse.ProtoReflect.Descriptor instead.
+func (*FreeResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FreeResponse) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *FreeResponse) GetPages() int64 {
+	if x != nil {
+		return x.Pages
+	}
+	return 0
+}
+
+func (x *FreeResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *FreeResponse) GetPinnedFiles() int64 {
+	if x != nil {
+		return x.PinnedFiles
+	}
+	return 0
+}
+
+func (x *FreeResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *FreeResponse) GetWorkers() int32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
+type Pin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	UntilUnixMs   int64                  `protobuf:"varint,2,opt,name=until_unix_ms,json=untilUnixMs,proto3" json:"until_unix_ms,omitempty"` // 0: until unpinned
+	CreatedUnixMs int64                  `protobuf:"varint,3,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pin) Reset() {
+	*x = Pin{}
+	mi := &file_strata_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pin) ProtoMessage() {}
+
+func (x *Pin) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pin.ProtoReflect.Descriptor instead.
+func (*Pin) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Pin) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Pin) GetUntilUnixMs() int64 {
+	if x != nil {
+		return x.UntilUnixMs
+	}
+	return 0
+}
+
+func (x *Pin) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+type PinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	TtlMs         int64                  `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // 0: until unpinned
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinRequest) Reset() {
+	*x = PinRequest{}
+	mi := &file_strata_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinRequest) ProtoMessage() {}
+
+func (x *PinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinRequest.ProtoReflect.Descriptor instead.
+func (*PinRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PinRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PinRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+type PinResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pin           *Pin                   `protobuf:"bytes,1,opt,name=pin,proto3" json:"pin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinResponse) Reset() {
+	*x = PinResponse{}
+	mi := &file_strata_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinResponse) ProtoMessage() {}
+
+func (x *PinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinResponse.ProtoReflect.Descriptor instead.
+func (*PinResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PinResponse) GetPin() *Pin {
+	if x != nil {
+		return x.Pin
+	}
+	return nil
+}
+
+type UnpinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnpinRequest) Reset() {
+	*x = UnpinRequest{}
+	mi := &file_strata_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnpinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnpinRequest) ProtoMessage() {}
+
+func (x *UnpinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnpinRequest.ProtoReflect.Descriptor instead.
+func (*UnpinRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UnpinRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type UnpinResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnpinResponse) Reset() {
+	*x = UnpinResponse{}
+	mi := &file_strata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnpinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnpinResponse) ProtoMessage() {}
+
+func (x *UnpinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnpinResponse.ProtoReflect.Descriptor instead.
+func (*UnpinResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{29}
+}
+
+type ListPinsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPinsRequest) Reset() {
+	*x = ListPinsRequest{}
+	mi := &file_strata_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPinsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPinsRequest) ProtoMessage() {}
+
+func (x *ListPinsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPinsRequest.ProtoReflect.Descriptor instead.
+func (*ListPinsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{30}
+}
+
+type ListPinsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pins          []*Pin                 `protobuf:"bytes,1,rep,name=pins,proto3" json:"pins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPinsResponse) Reset() {
+	*x = ListPinsResponse{}
+	mi := &file_strata_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPinsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPinsResponse) ProtoMessage() {}
+
+func (x *ListPinsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPinsResponse.ProtoReflect.Descriptor instead.
+func (*ListPinsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListPinsResponse) GetPins() []*Pin {
+	if x != nil {
+		return x.Pins
+	}
+	return nil
+}
+
 // FileInfo describes a file or directory of a mount.
 type FileInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1003,7 +2189,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +2201,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +2214,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *FileInfo) GetPath() string {
@@ -1077,7 +2263,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +2275,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +2288,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatRequest) GetMountId() string {
@@ -1135,7 +2321,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +2333,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +2346,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StatResponse) GetInfo() *FileInfo {
@@ -1181,7 +2367,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +2379,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +2392,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRequest) GetMountId() string {
@@ -1239,7 +2425,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +2437,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +2450,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListResponse) GetEntries() []*FileInfo {
@@ -1284,7 +2470,7 @@ type InvalidateRequest struct {
 
 func (x *InvalidateRequest) Reset() {
 	*x = InvalidateRequest{}
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +2482,7 @@ func (x *InvalidateRequest) String() string {
 func (*InvalidateRequest) ProtoMessage() {}
 
 func (x *InvalidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +2495,7 @@ func (x *InvalidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidateRequest.ProtoReflect.Descriptor instead.
 func (*InvalidateRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InvalidateRequest) GetMountId() string {
@@ -1334,7 +2520,7 @@ type InvalidateResponse struct {
 
 func (x *InvalidateResponse) Reset() {
 	*x = InvalidateResponse{}
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +2532,7 @@ func (x *InvalidateResponse) String() string {
 func (*InvalidateResponse) ProtoMessage() {}
 
 func (x *InvalidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +2545,7 @@ func (x *InvalidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidateResponse.ProtoReflect.Descriptor instead.
 func (*InvalidateResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_proto_rawDescGZIP(), []int{38}
 }
 
 type StatsRequest struct {
@@ -1370,7 +2556,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +2568,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +2581,655 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_proto_rawDescGZIP(), []int{39}
+}
+
+type LoadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"` // relative to the mount root
+	Info          *FileInfo              `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"` // the version to load
+	Blocks        []int64                `protobuf:"varint,4,rep,packed,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadRequest) Reset() {
+	*x = LoadRequest{}
+	mi := &file_strata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadRequest) ProtoMessage() {}
+
+func (x *LoadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
+func (*LoadRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *LoadRequest) GetMountId() string {
+	if x != nil {
+		return x.MountId
+	}
+	return ""
+}
+
+func (x *LoadRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *LoadRequest) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *LoadRequest) GetBlocks() []int64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+type BlockResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Block         int64                  `protobuf:"varint,1,opt,name=block,proto3" json:"block,omitempty"`
+	FetchedBytes  int64                  `protobuf:"varint,2,opt,name=fetched_bytes,json=fetchedBytes,proto3" json:"fetched_bytes,omitempty"` // read from the UFS by this call
+	CachedBytes   int64                  `protobuf:"varint,3,opt,name=cached_bytes,json=cachedBytes,proto3" json:"cached_bytes,omitempty"`    // already cached
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`                                    // empty on success
+	ErrorReason   string                 `protobuf:"bytes,5,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`     // the wire reason of the error (rpcpb.Reason)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockResult) Reset() {
+	*x = BlockResult{}
+	mi := &file_strata_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockResult) ProtoMessage() {}
+
+func (x *BlockResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockResult.ProtoReflect.Descriptor instead.
+func (*BlockResult) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *BlockResult) GetBlock() int64 {
+	if x != nil {
+		return x.Block
+	}
+	return 0
+}
+
+func (x *BlockResult) GetFetchedBytes() int64 {
+	if x != nil {
+		return x.FetchedBytes
+	}
+	return 0
+}
+
+func (x *BlockResult) GetCachedBytes() int64 {
+	if x != nil {
+		return x.CachedBytes
+	}
+	return 0
+}
+
+func (x *BlockResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *BlockResult) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ""
+}
+
+type LoadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blocks        []*BlockResult         `protobuf:"bytes,1,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadResponse) Reset() {
+	*x = LoadResponse{}
+	mi := &file_strata_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadResponse) ProtoMessage() {}
+
+func (x *LoadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
+func (*LoadResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *LoadResponse) GetBlocks() []*BlockResult {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+type LoadFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*LoadRequest         `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadFilesRequest) Reset() {
+	*x = LoadFilesRequest{}
+	mi := &file_strata_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadFilesRequest) ProtoMessage() {}
+
+func (x *LoadFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadFilesRequest.ProtoReflect.Descriptor instead.
+func (*LoadFilesRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *LoadFilesRequest) GetFiles() []*LoadRequest {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type LoadFilesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*LoadResponse        `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"` // in the order of the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadFilesResponse) Reset() {
+	*x = LoadFilesResponse{}
+	mi := &file_strata_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadFilesResponse) ProtoMessage() {}
+
+func (x *LoadFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadFilesResponse.ProtoReflect.Descriptor instead.
+func (*LoadFilesResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *LoadFilesResponse) GetFiles() []*LoadResponse {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type PresentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Info          *FileInfo              `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	Blocks        []int64                `protobuf:"varint,4,rep,packed,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresentRequest) Reset() {
+	*x = PresentRequest{}
+	mi := &file_strata_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresentRequest) ProtoMessage() {}
+
+func (x *PresentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresentRequest.ProtoReflect.Descriptor instead.
+func (*PresentRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *PresentRequest) GetMountId() string {
+	if x != nil {
+		return x.MountId
+	}
+	return ""
+}
+
+func (x *PresentRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PresentRequest) GetInfo() *FileInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *PresentRequest) GetBlocks() []int64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+type PresentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Present       []int64                `protobuf:"varint,1,rep,packed,name=present,proto3" json:"present,omitempty"` // the requested blocks whose every page is cached
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresentResponse) Reset() {
+	*x = PresentResponse{}
+	mi := &file_strata_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresentResponse) ProtoMessage() {}
+
+func (x *PresentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresentResponse.ProtoReflect.Descriptor instead.
+func (*PresentResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *PresentResponse) GetPresent() []int64 {
+	if x != nil {
+		return x.Present
+	}
+	return nil
+}
+
+type Listing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // directory, relative to the mount root
+	Entries       []*FileInfo            `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Listing) Reset() {
+	*x = Listing{}
+	mi := &file_strata_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Listing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Listing) ProtoMessage() {}
+
+func (x *Listing) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Listing.ProtoReflect.Descriptor instead.
+func (*Listing) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Listing) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Listing) GetEntries() []*FileInfo {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type CacheMetadataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Stats         []*FileInfo            `protobuf:"bytes,2,rep,name=stats,proto3" json:"stats,omitempty"`
+	Listings      []*Listing             `protobuf:"bytes,3,rep,name=listings,proto3" json:"listings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheMetadataRequest) Reset() {
+	*x = CacheMetadataRequest{}
+	mi := &file_strata_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheMetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheMetadataRequest) ProtoMessage() {}
+
+func (x *CacheMetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheMetadataRequest.ProtoReflect.Descriptor instead.
+func (*CacheMetadataRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CacheMetadataRequest) GetMountId() string {
+	if x != nil {
+		return x.MountId
+	}
+	return ""
+}
+
+func (x *CacheMetadataRequest) GetStats() []*FileInfo {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+func (x *CacheMetadataRequest) GetListings() []*Listing {
+	if x != nil {
+		return x.Listings
+	}
+	return nil
+}
+
+type CacheMetadataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheMetadataResponse) Reset() {
+	*x = CacheMetadataResponse{}
+	mi := &file_strata_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheMetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheMetadataResponse) ProtoMessage() {}
+
+func (x *CacheMetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheMetadataResponse.ProtoReflect.Descriptor instead.
+func (*CacheMetadataResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{49}
+}
+
+type FreePathRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // namespace path
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreePathRequest) Reset() {
+	*x = FreePathRequest{}
+	mi := &file_strata_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreePathRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreePathRequest) ProtoMessage() {}
+
+func (x *FreePathRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreePathRequest.ProtoReflect.Descriptor instead.
+func (*FreePathRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *FreePathRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type FreePathResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`
+	Pages         int64                  `protobuf:"varint,2,opt,name=pages,proto3" json:"pages,omitempty"`
+	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	PinnedFiles   int64                  `protobuf:"varint,4,opt,name=pinned_files,json=pinnedFiles,proto3" json:"pinned_files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreePathResponse) Reset() {
+	*x = FreePathResponse{}
+	mi := &file_strata_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreePathResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreePathResponse) ProtoMessage() {}
+
+func (x *FreePathResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreePathResponse.ProtoReflect.Descriptor instead.
+func (*FreePathResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *FreePathResponse) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *FreePathResponse) GetPages() int64 {
+	if x != nil {
+		return x.Pages
+	}
+	return 0
+}
+
+func (x *FreePathResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *FreePathResponse) GetPinnedFiles() int64 {
+	if x != nil {
+		return x.PinnedFiles
+	}
+	return 0
 }
 
 var File_strata_proto protoreflect.FileDescriptor
@@ -1493,7 +3327,100 @@ const file_strata_proto_rawDesc = "" +
 	"\x06mounts\x18\x02 \x01(\x05R\x06mounts\x12%\n" +
 	"\x0ecoordinator_id\x18\x03 \x01(\tR\rcoordinatorId\x12\x1b\n" +
 	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\"\n" +
-	"\fcoordinators\x18\x05 \x03(\tR\fcoordinators\"\x81\x01\n" +
+	"\fcoordinators\x18\x05 \x03(\tR\fcoordinators\"\xbf\x01\n" +
+	"\vLoadOptions\x12\x1a\n" +
+	"\breplicas\x18\x01 \x01(\x05R\breplicas\x12#\n" +
+	"\rbandwidth_bps\x18\x02 \x01(\x03R\fbandwidthBps\x12\x16\n" +
+	"\x06verify\x18\x03 \x01(\bR\x06verify\x12#\n" +
+	"\rmetadata_only\x18\x04 \x01(\bR\fmetadataOnly\x12\x18\n" +
+	"\ainclude\x18\x05 \x03(\tR\ainclude\x12\x18\n" +
+	"\aexclude\x18\x06 \x03(\tR\aexclude\"\xb4\x04\n" +
+	"\fLoadCounters\x12!\n" +
+	"\ffiles_listed\x18\x01 \x01(\x03R\vfilesListed\x12!\n" +
+	"\fbytes_listed\x18\x02 \x01(\x03R\vbytesListed\x12\x1f\n" +
+	"\vdirs_listed\x18\x03 \x01(\x03R\n" +
+	"dirsListed\x12#\n" +
+	"\rfiles_skipped\x18\x04 \x01(\x03R\ffilesSkipped\x12\x1d\n" +
+	"\n" +
+	"files_done\x18\x05 \x01(\x03R\tfilesDone\x12\x1d\n" +
+	"\n" +
+	"bytes_done\x18\x06 \x01(\x03R\tbytesDone\x12!\n" +
+	"\ffiles_failed\x18\a \x01(\x03R\vfilesFailed\x12!\n" +
+	"\fbytes_failed\x18\b \x01(\x03R\vbytesFailed\x12\x1f\n" +
+	"\vblocks_done\x18\t \x01(\x03R\n" +
+	"blocksDone\x12\x1b\n" +
+	"\tufs_bytes\x18\n" +
+	" \x01(\x03R\bufsBytes\x12!\n" +
+	"\fcached_bytes\x18\v \x01(\x03R\vcachedBytes\x12\x18\n" +
+	"\aretries\x18\f \x01(\x03R\aretries\x12!\n" +
+	"\fverify_files\x18\r \x01(\x03R\vverifyFiles\x122\n" +
+	"\x15verify_missing_blocks\x18\x0e \x01(\x03R\x13verifyMissingBlocks\x12\x1d\n" +
+	"\n" +
+	"running_ms\x18\x0f \x01(\x03R\trunningMs\x12#\n" +
+	"\rverify_failed\x18\x10 \x01(\x03R\fverifyFailed\"R\n" +
+	"\vLoadFailure\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x17\n" +
+	"\aunix_ms\x18\x03 \x01(\x03R\x06unixMs\"\xd9\x05\n" +
+	"\aLoadJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
+	"\bmount_id\x18\x03 \x01(\tR\amountId\x12\x1d\n" +
+	"\n" +
+	"mount_path\x18\x04 \x01(\tR\tmountPath\x120\n" +
+	"\aoptions\x18\x05 \x01(\v2\x16.strata.v1.LoadOptionsR\aoptions\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x14\n" +
+	"\x05phase\x18\a \x01(\tR\x05phase\x12\x16\n" +
+	"\x06cursor\x18\b \x01(\tR\x06cursor\x12!\n" +
+	"\flisting_done\x18\t \x01(\bR\vlistingDone\x123\n" +
+	"\bcounters\x18\n" +
+	" \x01(\v2\x17.strata.v1.LoadCountersR\bcounters\x123\n" +
+	"\bprogress\x18\v \x01(\v2\x17.strata.v1.LoadCountersR\bprogress\x122\n" +
+	"\bfailures\x18\f \x03(\v2\x16.strata.v1.LoadFailureR\bfailures\x12\x14\n" +
+	"\x05error\x18\r \x01(\tR\x05error\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x0e \x01(\x03R\rcreatedUnixMs\x12&\n" +
+	"\x0fstarted_unix_ms\x18\x0f \x01(\x03R\rstartedUnixMs\x12&\n" +
+	"\x0fupdated_unix_ms\x18\x10 \x01(\x03R\rupdatedUnixMs\x12(\n" +
+	"\x10finished_unix_ms\x18\x11 \x01(\x03R\x0efinishedUnixMs\x12%\n" +
+	"\x0ecoordinator_id\x18\x12 \x01(\tR\rcoordinatorId\x12\x18\n" +
+	"\aresumes\x18\x13 \x01(\x05R\aresumes\x12%\n" +
+	"\x0estop_requested\x18\x14 \x01(\bR\rstopRequested\x12\x19\n" +
+	"\brate_bps\x18\x15 \x01(\x01R\arateBps\"Y\n" +
+	"\x11SubmitLoadRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x120\n" +
+	"\aoptions\x18\x02 \x01(\v2\x16.strata.v1.LoadOptionsR\aoptions\" \n" +
+	"\x0eGetLoadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x12\n" +
+	"\x10ListLoadsRequest\";\n" +
+	"\x11ListLoadsResponse\x12&\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x12.strata.v1.LoadJobR\x04jobs\"!\n" +
+	"\x0fStopLoadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"!\n" +
+	"\vFreeRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xa5\x01\n" +
+	"\fFreeResponse\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
+	"\x05pages\x18\x02 \x01(\x03R\x05pages\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12!\n" +
+	"\fpinned_files\x18\x04 \x01(\x03R\vpinnedFiles\x12\x16\n" +
+	"\x06errors\x18\x05 \x03(\tR\x06errors\x12\x18\n" +
+	"\aworkers\x18\x06 \x01(\x05R\aworkers\"e\n" +
+	"\x03Pin\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\"\n" +
+	"\runtil_unix_ms\x18\x02 \x01(\x03R\vuntilUnixMs\x12&\n" +
+	"\x0fcreated_unix_ms\x18\x03 \x01(\x03R\rcreatedUnixMs\"7\n" +
+	"\n" +
+	"PinRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\"/\n" +
+	"\vPinResponse\x12 \n" +
+	"\x03pin\x18\x01 \x01(\v2\x0e.strata.v1.PinR\x03pin\"\"\n" +
+	"\fUnpinRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\x0f\n" +
+	"\rUnpinResponse\"\x11\n" +
+	"\x0fListPinsRequest\"6\n" +
+	"\x10ListPinsResponse\x12\"\n" +
+	"\x04pins\x18\x01 \x03(\v2\x0e.strata.v1.PinR\x04pins\"\x81\x01\n" +
 	"\bFileInfo\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\"\n" +
@@ -1516,20 +3443,73 @@ const file_strata_proto_rawDesc = "" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x14\n" +
 	"\x05paths\x18\x02 \x03(\tR\x05paths\"\x14\n" +
 	"\x12InvalidateResponse\"\x0e\n" +
-	"\fStatsRequest2\xf8\x02\n" +
+	"\fStatsRequest\"}\n" +
+	"\vLoadRequest\x12\x19\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12'\n" +
+	"\x04info\x18\x03 \x01(\v2\x13.strata.v1.FileInfoR\x04info\x12\x16\n" +
+	"\x06blocks\x18\x04 \x03(\x03R\x06blocks\"\xa4\x01\n" +
+	"\vBlockResult\x12\x14\n" +
+	"\x05block\x18\x01 \x01(\x03R\x05block\x12#\n" +
+	"\rfetched_bytes\x18\x02 \x01(\x03R\ffetchedBytes\x12!\n" +
+	"\fcached_bytes\x18\x03 \x01(\x03R\vcachedBytes\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12!\n" +
+	"\ferror_reason\x18\x05 \x01(\tR\verrorReason\">\n" +
+	"\fLoadResponse\x12.\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x16.strata.v1.BlockResultR\x06blocks\"@\n" +
+	"\x10LoadFilesRequest\x12,\n" +
+	"\x05files\x18\x01 \x03(\v2\x16.strata.v1.LoadRequestR\x05files\"B\n" +
+	"\x11LoadFilesResponse\x12-\n" +
+	"\x05files\x18\x01 \x03(\v2\x17.strata.v1.LoadResponseR\x05files\"\x80\x01\n" +
+	"\x0ePresentRequest\x12\x19\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12'\n" +
+	"\x04info\x18\x03 \x01(\v2\x13.strata.v1.FileInfoR\x04info\x12\x16\n" +
+	"\x06blocks\x18\x04 \x03(\x03R\x06blocks\"+\n" +
+	"\x0fPresentResponse\x12\x18\n" +
+	"\apresent\x18\x01 \x03(\x03R\apresent\"L\n" +
+	"\aListing\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12-\n" +
+	"\aentries\x18\x02 \x03(\v2\x13.strata.v1.FileInfoR\aentries\"\x8c\x01\n" +
+	"\x14CacheMetadataRequest\x12\x19\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\x12)\n" +
+	"\x05stats\x18\x02 \x03(\v2\x13.strata.v1.FileInfoR\x05stats\x12.\n" +
+	"\blistings\x18\x03 \x03(\v2\x12.strata.v1.ListingR\blistings\"\x17\n" +
+	"\x15CacheMetadataResponse\"%\n" +
+	"\x0fFreePathRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"w\n" +
+	"\x10FreePathResponse\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x03R\x05files\x12\x14\n" +
+	"\x05pages\x18\x02 \x01(\x03R\x05pages\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12!\n" +
+	"\fpinned_files\x18\x04 \x01(\x03R\vpinnedFiles2\xe6\x06\n" +
 	"\vCoordinator\x12C\n" +
 	"\bAddMount\x12\x1a.strata.v1.AddMountRequest\x1a\x1b.strata.v1.AddMountResponse\x12L\n" +
 	"\vRemoveMount\x12\x1d.strata.v1.RemoveMountRequest\x1a\x1e.strata.v1.RemoveMountResponse\x12I\n" +
 	"\n" +
 	"ListMounts\x12\x1c.strata.v1.ListMountsRequest\x1a\x1d.strata.v1.ListMountsResponse\x12L\n" +
 	"\vUpdateMount\x12\x1d.strata.v1.UpdateMountRequest\x1a\x1e.strata.v1.UpdateMountResponse\x12=\n" +
-	"\x06Report\x12\x18.strata.v1.ReportRequest\x1a\x19.strata.v1.ReportResponse2\x81\x02\n" +
+	"\x06Report\x12\x18.strata.v1.ReportRequest\x1a\x19.strata.v1.ReportResponse\x12>\n" +
+	"\n" +
+	"SubmitLoad\x12\x1c.strata.v1.SubmitLoadRequest\x1a\x12.strata.v1.LoadJob\x128\n" +
+	"\aGetLoad\x12\x19.strata.v1.GetLoadRequest\x1a\x12.strata.v1.LoadJob\x12F\n" +
+	"\tListLoads\x12\x1b.strata.v1.ListLoadsRequest\x1a\x1c.strata.v1.ListLoadsResponse\x12:\n" +
+	"\bStopLoad\x12\x1a.strata.v1.StopLoadRequest\x1a\x12.strata.v1.LoadJob\x127\n" +
+	"\x04Free\x12\x16.strata.v1.FreeRequest\x1a\x17.strata.v1.FreeResponse\x124\n" +
+	"\x03Pin\x12\x15.strata.v1.PinRequest\x1a\x16.strata.v1.PinResponse\x12:\n" +
+	"\x05Unpin\x12\x17.strata.v1.UnpinRequest\x1a\x18.strata.v1.UnpinResponse\x12C\n" +
+	"\bListPins\x12\x1a.strata.v1.ListPinsRequest\x1a\x1b.strata.v1.ListPinsResponse2\xdd\x04\n" +
 	"\x06Worker\x127\n" +
 	"\x04Stat\x12\x16.strata.v1.StatRequest\x1a\x17.strata.v1.StatResponse\x129\n" +
 	"\x04List\x12\x16.strata.v1.ListRequest\x1a\x17.strata.v1.ListResponse0\x01\x12I\n" +
 	"\n" +
 	"Invalidate\x12\x1c.strata.v1.InvalidateRequest\x1a\x1d.strata.v1.InvalidateResponse\x128\n" +
-	"\x05Stats\x12\x17.strata.v1.StatsRequest\x1a\x16.strata.v1.WorkerStatsB\"Z github.com/stratafs/strata/rpcpbb\x06proto3"
+	"\x05Stats\x12\x17.strata.v1.StatsRequest\x1a\x16.strata.v1.WorkerStats\x127\n" +
+	"\x04Load\x12\x16.strata.v1.LoadRequest\x1a\x17.strata.v1.LoadResponse\x12F\n" +
+	"\tLoadFiles\x12\x1b.strata.v1.LoadFilesRequest\x1a\x1c.strata.v1.LoadFilesResponse\x12@\n" +
+	"\aPresent\x12\x19.strata.v1.PresentRequest\x1a\x1a.strata.v1.PresentResponse\x12R\n" +
+	"\rCacheMetadata\x12\x1f.strata.v1.CacheMetadataRequest\x1a .strata.v1.CacheMetadataResponse\x12C\n" +
+	"\bFreePath\x12\x1a.strata.v1.FreePathRequest\x1a\x1b.strata.v1.FreePathResponseB\"Z github.com/stratafs/strata/rpcpbb\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -1543,68 +3523,140 @@ func file_strata_proto_rawDescGZIP() []byte {
 	return file_strata_proto_rawDescData
 }
 
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_strata_proto_goTypes = []any{
-	(*Mount)(nil),               // 0: strata.v1.Mount
-	(*AddMountRequest)(nil),     // 1: strata.v1.AddMountRequest
-	(*AddMountResponse)(nil),    // 2: strata.v1.AddMountResponse
-	(*RemoveMountRequest)(nil),  // 3: strata.v1.RemoveMountRequest
-	(*RemoveMountResponse)(nil), // 4: strata.v1.RemoveMountResponse
-	(*ListMountsRequest)(nil),   // 5: strata.v1.ListMountsRequest
-	(*ListMountsResponse)(nil),  // 6: strata.v1.ListMountsResponse
-	(*UpdateMountRequest)(nil),  // 7: strata.v1.UpdateMountRequest
-	(*UpdateMountResponse)(nil), // 8: strata.v1.UpdateMountResponse
-	(*TierStats)(nil),           // 9: strata.v1.TierStats
-	(*WorkerStats)(nil),         // 10: strata.v1.WorkerStats
-	(*ReportRequest)(nil),       // 11: strata.v1.ReportRequest
-	(*WorkerReport)(nil),        // 12: strata.v1.WorkerReport
-	(*ReportResponse)(nil),      // 13: strata.v1.ReportResponse
-	(*FileInfo)(nil),            // 14: strata.v1.FileInfo
-	(*StatRequest)(nil),         // 15: strata.v1.StatRequest
-	(*StatResponse)(nil),        // 16: strata.v1.StatResponse
-	(*ListRequest)(nil),         // 17: strata.v1.ListRequest
-	(*ListResponse)(nil),        // 18: strata.v1.ListResponse
-	(*InvalidateRequest)(nil),   // 19: strata.v1.InvalidateRequest
-	(*InvalidateResponse)(nil),  // 20: strata.v1.InvalidateResponse
-	(*StatsRequest)(nil),        // 21: strata.v1.StatsRequest
-	nil,                         // 22: strata.v1.Mount.OptionsEntry
-	nil,                         // 23: strata.v1.UpdateMountRequest.SetOptionsEntry
+	(*Mount)(nil),                 // 0: strata.v1.Mount
+	(*AddMountRequest)(nil),       // 1: strata.v1.AddMountRequest
+	(*AddMountResponse)(nil),      // 2: strata.v1.AddMountResponse
+	(*RemoveMountRequest)(nil),    // 3: strata.v1.RemoveMountRequest
+	(*RemoveMountResponse)(nil),   // 4: strata.v1.RemoveMountResponse
+	(*ListMountsRequest)(nil),     // 5: strata.v1.ListMountsRequest
+	(*ListMountsResponse)(nil),    // 6: strata.v1.ListMountsResponse
+	(*UpdateMountRequest)(nil),    // 7: strata.v1.UpdateMountRequest
+	(*UpdateMountResponse)(nil),   // 8: strata.v1.UpdateMountResponse
+	(*TierStats)(nil),             // 9: strata.v1.TierStats
+	(*WorkerStats)(nil),           // 10: strata.v1.WorkerStats
+	(*ReportRequest)(nil),         // 11: strata.v1.ReportRequest
+	(*WorkerReport)(nil),          // 12: strata.v1.WorkerReport
+	(*ReportResponse)(nil),        // 13: strata.v1.ReportResponse
+	(*LoadOptions)(nil),           // 14: strata.v1.LoadOptions
+	(*LoadCounters)(nil),          // 15: strata.v1.LoadCounters
+	(*LoadFailure)(nil),           // 16: strata.v1.LoadFailure
+	(*LoadJob)(nil),               // 17: strata.v1.LoadJob
+	(*SubmitLoadRequest)(nil),     // 18: strata.v1.SubmitLoadRequest
+	(*GetLoadRequest)(nil),        // 19: strata.v1.GetLoadRequest
+	(*ListLoadsRequest)(nil),      // 20: strata.v1.ListLoadsRequest
+	(*ListLoadsResponse)(nil),     // 21: strata.v1.ListLoadsResponse
+	(*StopLoadRequest)(nil),       // 22: strata.v1.StopLoadRequest
+	(*FreeRequest)(nil),           // 23: strata.v1.FreeRequest
+	(*FreeResponse)(nil),          // 24: strata.v1.FreeResponse
+	(*Pin)(nil),                   // 25: strata.v1.Pin
+	(*PinRequest)(nil),            // 26: strata.v1.PinRequest
+	(*PinResponse)(nil),           // 27: strata.v1.PinResponse
+	(*UnpinRequest)(nil),          // 28: strata.v1.UnpinRequest
+	(*UnpinResponse)(nil),         // 29: strata.v1.UnpinResponse
+	(*ListPinsRequest)(nil),       // 30: strata.v1.ListPinsRequest
+	(*ListPinsResponse)(nil),      // 31: strata.v1.ListPinsResponse
+	(*FileInfo)(nil),              // 32: strata.v1.FileInfo
+	(*StatRequest)(nil),           // 33: strata.v1.StatRequest
+	(*StatResponse)(nil),          // 34: strata.v1.StatResponse
+	(*ListRequest)(nil),           // 35: strata.v1.ListRequest
+	(*ListResponse)(nil),          // 36: strata.v1.ListResponse
+	(*InvalidateRequest)(nil),     // 37: strata.v1.InvalidateRequest
+	(*InvalidateResponse)(nil),    // 38: strata.v1.InvalidateResponse
+	(*StatsRequest)(nil),          // 39: strata.v1.StatsRequest
+	(*LoadRequest)(nil),           // 40: strata.v1.LoadRequest
+	(*BlockResult)(nil),           // 41: strata.v1.BlockResult
+	(*LoadResponse)(nil),          // 42: strata.v1.LoadResponse
+	(*LoadFilesRequest)(nil),      // 43: strata.v1.LoadFilesRequest
+	(*LoadFilesResponse)(nil),     // 44: strata.v1.LoadFilesResponse
+	(*PresentRequest)(nil),        // 45: strata.v1.PresentRequest
+	(*PresentResponse)(nil),       // 46: strata.v1.PresentResponse
+	(*Listing)(nil),               // 47: strata.v1.Listing
+	(*CacheMetadataRequest)(nil),  // 48: strata.v1.CacheMetadataRequest
+	(*CacheMetadataResponse)(nil), // 49: strata.v1.CacheMetadataResponse
+	(*FreePathRequest)(nil),       // 50: strata.v1.FreePathRequest
+	(*FreePathResponse)(nil),      // 51: strata.v1.FreePathResponse
+	nil,                           // 52: strata.v1.Mount.OptionsEntry
+	nil,                           // 53: strata.v1.UpdateMountRequest.SetOptionsEntry
 }
 var file_strata_proto_depIdxs = []int32{
-	22, // 0: strata.v1.Mount.options:type_name -> strata.v1.Mount.OptionsEntry
+	52, // 0: strata.v1.Mount.options:type_name -> strata.v1.Mount.OptionsEntry
 	0,  // 1: strata.v1.AddMountRequest.mount:type_name -> strata.v1.Mount
 	0,  // 2: strata.v1.AddMountResponse.mount:type_name -> strata.v1.Mount
 	0,  // 3: strata.v1.ListMountsResponse.mounts:type_name -> strata.v1.Mount
-	23, // 4: strata.v1.UpdateMountRequest.set_options:type_name -> strata.v1.UpdateMountRequest.SetOptionsEntry
+	53, // 4: strata.v1.UpdateMountRequest.set_options:type_name -> strata.v1.UpdateMountRequest.SetOptionsEntry
 	0,  // 5: strata.v1.UpdateMountResponse.mount:type_name -> strata.v1.Mount
 	9,  // 6: strata.v1.WorkerStats.tiers:type_name -> strata.v1.TierStats
 	10, // 7: strata.v1.WorkerReport.stats:type_name -> strata.v1.WorkerStats
 	12, // 8: strata.v1.ReportResponse.workers:type_name -> strata.v1.WorkerReport
-	14, // 9: strata.v1.StatResponse.info:type_name -> strata.v1.FileInfo
-	14, // 10: strata.v1.ListResponse.entries:type_name -> strata.v1.FileInfo
-	1,  // 11: strata.v1.Coordinator.AddMount:input_type -> strata.v1.AddMountRequest
-	3,  // 12: strata.v1.Coordinator.RemoveMount:input_type -> strata.v1.RemoveMountRequest
-	5,  // 13: strata.v1.Coordinator.ListMounts:input_type -> strata.v1.ListMountsRequest
-	7,  // 14: strata.v1.Coordinator.UpdateMount:input_type -> strata.v1.UpdateMountRequest
-	11, // 15: strata.v1.Coordinator.Report:input_type -> strata.v1.ReportRequest
-	15, // 16: strata.v1.Worker.Stat:input_type -> strata.v1.StatRequest
-	17, // 17: strata.v1.Worker.List:input_type -> strata.v1.ListRequest
-	19, // 18: strata.v1.Worker.Invalidate:input_type -> strata.v1.InvalidateRequest
-	21, // 19: strata.v1.Worker.Stats:input_type -> strata.v1.StatsRequest
-	2,  // 20: strata.v1.Coordinator.AddMount:output_type -> strata.v1.AddMountResponse
-	4,  // 21: strata.v1.Coordinator.RemoveMount:output_type -> strata.v1.RemoveMountResponse
-	6,  // 22: strata.v1.Coordinator.ListMounts:output_type -> strata.v1.ListMountsResponse
-	8,  // 23: strata.v1.Coordinator.UpdateMount:output_type -> strata.v1.UpdateMountResponse
-	13, // 24: strata.v1.Coordinator.Report:output_type -> strata.v1.ReportResponse
-	16, // 25: strata.v1.Worker.Stat:output_type -> strata.v1.StatResponse
-	18, // 26: strata.v1.Worker.List:output_type -> strata.v1.ListResponse
-	20, // 27: strata.v1.Worker.Invalidate:output_type -> strata.v1.InvalidateResponse
-	10, // 28: strata.v1.Worker.Stats:output_type -> strata.v1.WorkerStats
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	14, // 9: strata.v1.LoadJob.options:type_name -> strata.v1.LoadOptions
+	15, // 10: strata.v1.LoadJob.counters:type_name -> strata.v1.LoadCounters
+	15, // 11: strata.v1.LoadJob.progress:type_name -> strata.v1.LoadCounters
+	16, // 12: strata.v1.LoadJob.failures:type_name -> strata.v1.LoadFailure
+	14, // 13: strata.v1.SubmitLoadRequest.options:type_name -> strata.v1.LoadOptions
+	17, // 14: strata.v1.ListLoadsResponse.jobs:type_name -> strata.v1.LoadJob
+	25, // 15: strata.v1.PinResponse.pin:type_name -> strata.v1.Pin
+	25, // 16: strata.v1.ListPinsResponse.pins:type_name -> strata.v1.Pin
+	32, // 17: strata.v1.StatResponse.info:type_name -> strata.v1.FileInfo
+	32, // 18: strata.v1.ListResponse.entries:type_name -> strata.v1.FileInfo
+	32, // 19: strata.v1.LoadRequest.info:type_name -> strata.v1.FileInfo
+	41, // 20: strata.v1.LoadResponse.blocks:type_name -> strata.v1.BlockResult
+	40, // 21: strata.v1.LoadFilesRequest.files:type_name -> strata.v1.LoadRequest
+	42, // 22: strata.v1.LoadFilesResponse.files:type_name -> strata.v1.LoadResponse
+	32, // 23: strata.v1.PresentRequest.info:type_name -> strata.v1.FileInfo
+	32, // 24: strata.v1.Listing.entries:type_name -> strata.v1.FileInfo
+	32, // 25: strata.v1.CacheMetadataRequest.stats:type_name -> strata.v1.FileInfo
+	47, // 26: strata.v1.CacheMetadataRequest.listings:type_name -> strata.v1.Listing
+	1,  // 27: strata.v1.Coordinator.AddMount:input_type -> strata.v1.AddMountRequest
+	3,  // 28: strata.v1.Coordinator.RemoveMount:input_type -> strata.v1.RemoveMountRequest
+	5,  // 29: strata.v1.Coordinator.ListMounts:input_type -> strata.v1.ListMountsRequest
+	7,  // 30: strata.v1.Coordinator.UpdateMount:input_type -> strata.v1.UpdateMountRequest
+	11, // 31: strata.v1.Coordinator.Report:input_type -> strata.v1.ReportRequest
+	18, // 32: strata.v1.Coordinator.SubmitLoad:input_type -> strata.v1.SubmitLoadRequest
+	19, // 33: strata.v1.Coordinator.GetLoad:input_type -> strata.v1.GetLoadRequest
+	20, // 34: strata.v1.Coordinator.ListLoads:input_type -> strata.v1.ListLoadsRequest
+	22, // 35: strata.v1.Coordinator.StopLoad:input_type -> strata.v1.StopLoadRequest
+	23, // 36: strata.v1.Coordinator.Free:input_type -> strata.v1.FreeRequest
+	26, // 37: strata.v1.Coordinator.Pin:input_type -> strata.v1.PinRequest
+	28, // 38: strata.v1.Coordinator.Unpin:input_type -> strata.v1.UnpinRequest
+	30, // 39: strata.v1.Coordinator.ListPins:input_type -> strata.v1.ListPinsRequest
+	33, // 40: strata.v1.Worker.Stat:input_type -> strata.v1.StatRequest
+	35, // 41: strata.v1.Worker.List:input_type -> strata.v1.ListRequest
+	37, // 42: strata.v1.Worker.Invalidate:input_type -> strata.v1.InvalidateRequest
+	39, // 43: strata.v1.Worker.Stats:input_type -> strata.v1.StatsRequest
+	40, // 44: strata.v1.Worker.Load:input_type -> strata.v1.LoadRequest
+	43, // 45: strata.v1.Worker.LoadFiles:input_type -> strata.v1.LoadFilesRequest
+	45, // 46: strata.v1.Worker.Present:input_type -> strata.v1.PresentRequest
+	48, // 47: strata.v1.Worker.CacheMetadata:input_type -> strata.v1.CacheMetadataRequest
+	50, // 48: strata.v1.Worker.FreePath:input_type -> strata.v1.FreePathRequest
+	2,  // 49: strata.v1.Coordinator.AddMount:output_type -> strata.v1.AddMountResponse
+	4,  // 50: strata.v1.Coordinator.RemoveMount:output_type -> strata.v1.RemoveMountResponse
+	6,  // 51: strata.v1.Coordinator.ListMounts:output_type -> strata.v1.ListMountsResponse
+	8,  // 52: strata.v1.Coordinator.UpdateMount:output_type -> strata.v1.UpdateMountResponse
+	13, // 53: strata.v1.Coordinator.Report:output_type -> strata.v1.ReportResponse
+	17, // 54: strata.v1.Coordinator.SubmitLoad:output_type -> strata.v1.LoadJob
+	17, // 55: strata.v1.Coordinator.GetLoad:output_type -> strata.v1.LoadJob
+	21, // 56: strata.v1.Coordinator.ListLoads:output_type -> strata.v1.ListLoadsResponse
+	17, // 57: strata.v1.Coordinator.StopLoad:output_type -> strata.v1.LoadJob
+	24, // 58: strata.v1.Coordinator.Free:output_type -> strata.v1.FreeResponse
+	27, // 59: strata.v1.Coordinator.Pin:output_type -> strata.v1.PinResponse
+	29, // 60: strata.v1.Coordinator.Unpin:output_type -> strata.v1.UnpinResponse
+	31, // 61: strata.v1.Coordinator.ListPins:output_type -> strata.v1.ListPinsResponse
+	34, // 62: strata.v1.Worker.Stat:output_type -> strata.v1.StatResponse
+	36, // 63: strata.v1.Worker.List:output_type -> strata.v1.ListResponse
+	38, // 64: strata.v1.Worker.Invalidate:output_type -> strata.v1.InvalidateResponse
+	10, // 65: strata.v1.Worker.Stats:output_type -> strata.v1.WorkerStats
+	42, // 66: strata.v1.Worker.Load:output_type -> strata.v1.LoadResponse
+	44, // 67: strata.v1.Worker.LoadFiles:output_type -> strata.v1.LoadFilesResponse
+	46, // 68: strata.v1.Worker.Present:output_type -> strata.v1.PresentResponse
+	49, // 69: strata.v1.Worker.CacheMetadata:output_type -> strata.v1.CacheMetadataResponse
+	51, // 70: strata.v1.Worker.FreePath:output_type -> strata.v1.FreePathResponse
+	49, // [49:71] is the sub-list for method output_type
+	27, // [27:49] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -1619,7 +3671,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

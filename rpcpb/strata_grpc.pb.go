@@ -29,6 +29,14 @@ const (
 	Coordinator_ListMounts_FullMethodName  = "/strata.v1.Coordinator/ListMounts"
 	Coordinator_UpdateMount_FullMethodName = "/strata.v1.Coordinator/UpdateMount"
 	Coordinator_Report_FullMethodName      = "/strata.v1.Coordinator/Report"
+	Coordinator_SubmitLoad_FullMethodName  = "/strata.v1.Coordinator/SubmitLoad"
+	Coordinator_GetLoad_FullMethodName     = "/strata.v1.Coordinator/GetLoad"
+	Coordinator_ListLoads_FullMethodName   = "/strata.v1.Coordinator/ListLoads"
+	Coordinator_StopLoad_FullMethodName    = "/strata.v1.Coordinator/StopLoad"
+	Coordinator_Free_FullMethodName        = "/strata.v1.Coordinator/Free"
+	Coordinator_Pin_FullMethodName         = "/strata.v1.Coordinator/Pin"
+	Coordinator_Unpin_FullMethodName       = "/strata.v1.Coordinator/Unpin"
+	Coordinator_ListPins_FullMethodName    = "/strata.v1.Coordinator/ListPins"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -42,6 +50,19 @@ type CoordinatorClient interface {
 	ListMounts(ctx context.Context, in *ListMountsRequest, opts ...grpc.CallOption) (*ListMountsResponse, error)
 	UpdateMount(ctx context.Context, in *UpdateMountRequest, opts ...grpc.CallOption) (*UpdateMountResponse, error)
 	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
+	// Load jobs (`strata load`): any coordinator stores a new job in etcd; the
+	// leader runs it. Status is answered live by the leader, from the last
+	// checkpoint (at most a few seconds old) by the others.
+	SubmitLoad(ctx context.Context, in *SubmitLoadRequest, opts ...grpc.CallOption) (*LoadJob, error)
+	GetLoad(ctx context.Context, in *GetLoadRequest, opts ...grpc.CallOption) (*LoadJob, error)
+	ListLoads(ctx context.Context, in *ListLoadsRequest, opts ...grpc.CallOption) (*ListLoadsResponse, error)
+	StopLoad(ctx context.Context, in *StopLoadRequest, opts ...grpc.CallOption) (*LoadJob, error)
+	// Free evicts a namespace path from every worker.
+	Free(ctx context.Context, in *FreeRequest, opts ...grpc.CallOption) (*FreeResponse, error)
+	// Pins keep a namespace path from eviction on every worker.
+	Pin(ctx context.Context, in *PinRequest, opts ...grpc.CallOption) (*PinResponse, error)
+	Unpin(ctx context.Context, in *UnpinRequest, opts ...grpc.CallOption) (*UnpinResponse, error)
+	ListPins(ctx context.Context, in *ListPinsRequest, opts ...grpc.CallOption) (*ListPinsResponse, error)
 }
 
 type coordinatorClient struct {
@@ -102,6 +123,86 @@ func (c *coordinatorClient) Report(ctx context.Context, in *ReportRequest, opts 
 	return out, nil
 }
 
+func (c *coordinatorClient) SubmitLoad(ctx context.Context, in *SubmitLoadRequest, opts ...grpc.CallOption) (*LoadJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadJob)
+	err := c.cc.Invoke(ctx, Coordinator_SubmitLoad_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) GetLoad(ctx context.Context, in *GetLoadRequest, opts ...grpc.CallOption) (*LoadJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadJob)
+	err := c.cc.Invoke(ctx, Coordinator_GetLoad_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) ListLoads(ctx context.Context, in *ListLoadsRequest, opts ...grpc.CallOption) (*ListLoadsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLoadsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_ListLoads_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) StopLoad(ctx context.Context, in *StopLoadRequest, opts ...grpc.CallOption) (*LoadJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadJob)
+	err := c.cc.Invoke(ctx, Coordinator_StopLoad_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) Free(ctx context.Context, in *FreeRequest, opts ...grpc.CallOption) (*FreeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FreeResponse)
+	err := c.cc.Invoke(ctx, Coordinator_Free_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) Pin(ctx context.Context, in *PinRequest, opts ...grpc.CallOption) (*PinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PinResponse)
+	err := c.cc.Invoke(ctx, Coordinator_Pin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) Unpin(ctx context.Context, in *UnpinRequest, opts ...grpc.CallOption) (*UnpinResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnpinResponse)
+	err := c.cc.Invoke(ctx, Coordinator_Unpin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) ListPins(ctx context.Context, in *ListPinsRequest, opts ...grpc.CallOption) (*ListPinsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPinsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_ListPins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -113,6 +214,19 @@ type CoordinatorServer interface {
 	ListMounts(context.Context, *ListMountsRequest) (*ListMountsResponse, error)
 	UpdateMount(context.Context, *UpdateMountRequest) (*UpdateMountResponse, error)
 	Report(context.Context, *ReportRequest) (*ReportResponse, error)
+	// Load jobs (`strata load`): any coordinator stores a new job in etcd; the
+	// leader runs it. Status is answered live by the leader, from the last
+	// checkpoint (at most a few seconds old) by the others.
+	SubmitLoad(context.Context, *SubmitLoadRequest) (*LoadJob, error)
+	GetLoad(context.Context, *GetLoadRequest) (*LoadJob, error)
+	ListLoads(context.Context, *ListLoadsRequest) (*ListLoadsResponse, error)
+	StopLoad(context.Context, *StopLoadRequest) (*LoadJob, error)
+	// Free evicts a namespace path from every worker.
+	Free(context.Context, *FreeRequest) (*FreeResponse, error)
+	// Pins keep a namespace path from eviction on every worker.
+	Pin(context.Context, *PinRequest) (*PinResponse, error)
+	Unpin(context.Context, *UnpinRequest) (*UnpinResponse, error)
+	ListPins(context.Context, *ListPinsRequest) (*ListPinsResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -137,6 +251,30 @@ func (UnimplementedCoordinatorServer) UpdateMount(context.Context, *UpdateMountR
 }
 func (UnimplementedCoordinatorServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedCoordinatorServer) SubmitLoad(context.Context, *SubmitLoadRequest) (*LoadJob, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SubmitLoad not implemented")
+}
+func (UnimplementedCoordinatorServer) GetLoad(context.Context, *GetLoadRequest) (*LoadJob, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetLoad not implemented")
+}
+func (UnimplementedCoordinatorServer) ListLoads(context.Context, *ListLoadsRequest) (*ListLoadsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListLoads not implemented")
+}
+func (UnimplementedCoordinatorServer) StopLoad(context.Context, *StopLoadRequest) (*LoadJob, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StopLoad not implemented")
+}
+func (UnimplementedCoordinatorServer) Free(context.Context, *FreeRequest) (*FreeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Free not implemented")
+}
+func (UnimplementedCoordinatorServer) Pin(context.Context, *PinRequest) (*PinResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Pin not implemented")
+}
+func (UnimplementedCoordinatorServer) Unpin(context.Context, *UnpinRequest) (*UnpinResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unpin not implemented")
+}
+func (UnimplementedCoordinatorServer) ListPins(context.Context, *ListPinsRequest) (*ListPinsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListPins not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -249,6 +387,150 @@ func _Coordinator_Report_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_SubmitLoad_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitLoadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).SubmitLoad(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_SubmitLoad_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).SubmitLoad(ctx, req.(*SubmitLoadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_GetLoad_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLoadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).GetLoad(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_GetLoad_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).GetLoad(ctx, req.(*GetLoadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_ListLoads_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLoadsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ListLoads(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ListLoads_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ListLoads(ctx, req.(*ListLoadsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_StopLoad_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StopLoadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).StopLoad(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_StopLoad_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).StopLoad(ctx, req.(*StopLoadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_Free_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FreeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).Free(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_Free_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).Free(ctx, req.(*FreeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_Pin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).Pin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_Pin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).Pin(ctx, req.(*PinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_Unpin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnpinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).Unpin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_Unpin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).Unpin(ctx, req.(*UnpinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_ListPins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPinsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ListPins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ListPins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ListPins(ctx, req.(*ListPinsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -276,16 +558,53 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Report",
 			Handler:    _Coordinator_Report_Handler,
 		},
+		{
+			MethodName: "SubmitLoad",
+			Handler:    _Coordinator_SubmitLoad_Handler,
+		},
+		{
+			MethodName: "GetLoad",
+			Handler:    _Coordinator_GetLoad_Handler,
+		},
+		{
+			MethodName: "ListLoads",
+			Handler:    _Coordinator_ListLoads_Handler,
+		},
+		{
+			MethodName: "StopLoad",
+			Handler:    _Coordinator_StopLoad_Handler,
+		},
+		{
+			MethodName: "Free",
+			Handler:    _Coordinator_Free_Handler,
+		},
+		{
+			MethodName: "Pin",
+			Handler:    _Coordinator_Pin_Handler,
+		},
+		{
+			MethodName: "Unpin",
+			Handler:    _Coordinator_Unpin_Handler,
+		},
+		{
+			MethodName: "ListPins",
+			Handler:    _Coordinator_ListPins_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "strata.proto",
 }
 
 const (
-	Worker_Stat_FullMethodName       = "/strata.v1.Worker/Stat"
-	Worker_List_FullMethodName       = "/strata.v1.Worker/List"
-	Worker_Invalidate_FullMethodName = "/strata.v1.Worker/Invalidate"
-	Worker_Stats_FullMethodName      = "/strata.v1.Worker/Stats"
+	Worker_Stat_FullMethodName          = "/strata.v1.Worker/Stat"
+	Worker_List_FullMethodName          = "/strata.v1.Worker/List"
+	Worker_Invalidate_FullMethodName    = "/strata.v1.Worker/Invalidate"
+	Worker_Stats_FullMethodName         = "/strata.v1.Worker/Stats"
+	Worker_Load_FullMethodName          = "/strata.v1.Worker/Load"
+	Worker_LoadFiles_FullMethodName     = "/strata.v1.Worker/LoadFiles"
+	Worker_Present_FullMethodName       = "/strata.v1.Worker/Present"
+	Worker_CacheMetadata_FullMethodName = "/strata.v1.Worker/CacheMetadata"
+	Worker_FreePath_FullMethodName      = "/strata.v1.Worker/FreePath"
 )
 
 // WorkerClient is the client API for Worker service.
@@ -298,6 +617,16 @@ type WorkerClient interface {
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListResponse], error)
 	Invalidate(ctx context.Context, in *InvalidateRequest, opts ...grpc.CallOption) (*InvalidateResponse, error)
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*WorkerStats, error)
+	// Load makes sure the given blocks of one version of a file are cached here.
+	Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error)
+	// LoadFiles is Load for many (small) files in one call.
+	LoadFiles(ctx context.Context, in *LoadFilesRequest, opts ...grpc.CallOption) (*LoadFilesResponse, error)
+	// Present says which of the given blocks of a file version are fully cached here.
+	Present(ctx context.Context, in *PresentRequest, opts ...grpc.CallOption) (*PresentResponse, error)
+	// CacheMetadata stores stats and directory listings read by a load job.
+	CacheMetadata(ctx context.Context, in *CacheMetadataRequest, opts ...grpc.CallOption) (*CacheMetadataResponse, error)
+	// FreePath evicts the cached files at or below a namespace path.
+	FreePath(ctx context.Context, in *FreePathRequest, opts ...grpc.CallOption) (*FreePathResponse, error)
 }
 
 type workerClient struct {
@@ -357,6 +686,56 @@ func (c *workerClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *workerClient) Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadResponse)
+	err := c.cc.Invoke(ctx, Worker_Load_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workerClient) LoadFiles(ctx context.Context, in *LoadFilesRequest, opts ...grpc.CallOption) (*LoadFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoadFilesResponse)
+	err := c.cc.Invoke(ctx, Worker_LoadFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workerClient) Present(ctx context.Context, in *PresentRequest, opts ...grpc.CallOption) (*PresentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PresentResponse)
+	err := c.cc.Invoke(ctx, Worker_Present_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workerClient) CacheMetadata(ctx context.Context, in *CacheMetadataRequest, opts ...grpc.CallOption) (*CacheMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CacheMetadataResponse)
+	err := c.cc.Invoke(ctx, Worker_CacheMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workerClient) FreePath(ctx context.Context, in *FreePathRequest, opts ...grpc.CallOption) (*FreePathResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FreePathResponse)
+	err := c.cc.Invoke(ctx, Worker_FreePath_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkerServer is the server API for Worker service.
 // All implementations must embed UnimplementedWorkerServer
 // for forward compatibility.
@@ -367,6 +746,16 @@ type WorkerServer interface {
 	List(*ListRequest, grpc.ServerStreamingServer[ListResponse]) error
 	Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error)
 	Stats(context.Context, *StatsRequest) (*WorkerStats, error)
+	// Load makes sure the given blocks of one version of a file are cached here.
+	Load(context.Context, *LoadRequest) (*LoadResponse, error)
+	// LoadFiles is Load for many (small) files in one call.
+	LoadFiles(context.Context, *LoadFilesRequest) (*LoadFilesResponse, error)
+	// Present says which of the given blocks of a file version are fully cached here.
+	Present(context.Context, *PresentRequest) (*PresentResponse, error)
+	// CacheMetadata stores stats and directory listings read by a load job.
+	CacheMetadata(context.Context, *CacheMetadataRequest) (*CacheMetadataResponse, error)
+	// FreePath evicts the cached files at or below a namespace path.
+	FreePath(context.Context, *FreePathRequest) (*FreePathResponse, error)
 	mustEmbedUnimplementedWorkerServer()
 }
 
@@ -388,6 +777,21 @@ func (UnimplementedWorkerServer) Invalidate(context.Context, *InvalidateRequest)
 }
 func (UnimplementedWorkerServer) Stats(context.Context, *StatsRequest) (*WorkerStats, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedWorkerServer) Load(context.Context, *LoadRequest) (*LoadResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Load not implemented")
+}
+func (UnimplementedWorkerServer) LoadFiles(context.Context, *LoadFilesRequest) (*LoadFilesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method LoadFiles not implemented")
+}
+func (UnimplementedWorkerServer) Present(context.Context, *PresentRequest) (*PresentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Present not implemented")
+}
+func (UnimplementedWorkerServer) CacheMetadata(context.Context, *CacheMetadataRequest) (*CacheMetadataResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CacheMetadata not implemented")
+}
+func (UnimplementedWorkerServer) FreePath(context.Context, *FreePathRequest) (*FreePathResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method FreePath not implemented")
 }
 func (UnimplementedWorkerServer) mustEmbedUnimplementedWorkerServer() {}
 func (UnimplementedWorkerServer) testEmbeddedByValue()                {}
@@ -475,6 +879,96 @@ func _Worker_Stats_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Worker_Load_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Load(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Load_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Load(ctx, req.(*LoadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Worker_LoadFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).LoadFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_LoadFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).LoadFiles(ctx, req.(*LoadFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Worker_Present_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PresentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).Present(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_Present_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).Present(ctx, req.(*PresentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Worker_CacheMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CacheMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).CacheMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_CacheMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).CacheMetadata(ctx, req.(*CacheMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Worker_FreePath_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FreePathRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkerServer).FreePath(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Worker_FreePath_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkerServer).FreePath(ctx, req.(*FreePathRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Worker_ServiceDesc is the grpc.ServiceDesc for Worker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -493,6 +987,26 @@ var Worker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Worker_Stats_Handler,
+		},
+		{
+			MethodName: "Load",
+			Handler:    _Worker_Load_Handler,
+		},
+		{
+			MethodName: "LoadFiles",
+			Handler:    _Worker_LoadFiles_Handler,
+		},
+		{
+			MethodName: "Present",
+			Handler:    _Worker_Present_Handler,
+		},
+		{
+			MethodName: "CacheMetadata",
+			Handler:    _Worker_CacheMetadata_Handler,
+		},
+		{
+			MethodName: "FreePath",
+			Handler:    _Worker_FreePath_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

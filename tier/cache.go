@@ -788,6 +788,28 @@ func (c *Cache) Unpin(prefix string) {
 	}
 }
 
+// Contains reports whether some tier holds the page, without reading it and
+// without counting a hit or a miss (for `strata load --verify` and the load
+// path's "already cached" check). A page the file's TTL expired counts as
+// absent. Safe for concurrent use.
+func (c *Cache) Contains(key PageKey) bool {
+	if c.closed.Load() || checkKey(key) != nil {
+		return false
+	}
+	fs := c.lookup(key.File)
+	if fs == nil || fs.expired(c.now()) {
+		return false
+	}
+	for _, t := range c.tiers {
+		for _, s := range t.spaces {
+			if s.store.has(key) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Pins returns the current pins and their expiry (zero: none). Safe for
 // concurrent use.
 func (c *Cache) Pins() map[string]time.Time { return c.pins.list() }

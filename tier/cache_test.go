@@ -587,3 +587,32 @@ func TestConcurrentCache(t *testing.T) {
 		}
 	}
 }
+
+func TestContains(t *testing.T) {
+	clk := newClock()
+	ssd := t.TempDir()
+	c := newCache(t, ps, clk, memTier("mem", memCap(1), "lru"), diskTier("ssd", "lru", diskCap(t, ssd, 8), ssd))
+	ctx := context.Background()
+	put(t, c, fid(1), "/c/a", 2*ps, 0)
+	put(t, c, fid(1), "/c/a", 2*ps, 1) // demotes page 0 to the disk tier
+	if !c.Contains(PageKey{fid(1), 0}) || !c.Contains(PageKey{fid(1), 1}) {
+		t.Fatalf("Contains misses a page in memory or on disk: %s", where(c, 1))
+	}
+	before := c.Stats()
+	if c.Contains(PageKey{fid(2), 0}) || c.Contains(PageKey{"not-hex", 0}) {
+		t.Fatal("Contains reports an absent or invalid page")
+	}
+	after := c.Stats()
+	for i := range before {
+		if before[i].Hits != after[i].Hits || before[i].Misses != after[i].Misses {
+			t.Fatalf("Contains counted a hit or a miss: %+v -> %+v", before[i], after[i])
+		}
+	}
+	if err := c.Put(ctx, PageKey{fid(3), 0}, FileMeta{Path: "/c/b", Size: ps, TTL: time.Minute}, content(fid(3), 0, ps)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if c.Contains(PageKey{fid(3), 0}) {
+		t.Fatal("Contains reports a page whose file expired")
+	}
+}

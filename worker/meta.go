@@ -15,8 +15,16 @@ const negativeTTLCap = 5 * time.Second
 // maxCachedListing is the largest listing kept in the cache (entries).
 const maxCachedListing = 200_000
 
+// downHold is how long a mount's UFS counts as unreachable after a metadata
+// request to it failed for the network: in that window, requests with an
+// expired cache entry are answered from it at once instead of waiting for the
+// UFS client's retries again.
+const downHold = 5 * time.Second
+
 // metaCache caches stat results and directory listings per (mount, path) with
-// a TTL. Safe for concurrent use.
+// a TTL. Expired entries stay until the LRU drops them, so they can still be
+// served when the UFS is unreachable (stale-if-error). Safe for concurrent
+// use.
 type metaCache struct {
 	defTTL time.Duration
 	now    func() time.Time
@@ -24,6 +32,7 @@ type metaCache struct {
 	mu    sync.Mutex
 	stats *lru.LRU[string, statEntry]
 	lists *lru.LRU[string, listEntry]
+	down  map[string]time.Time // mount id -> until when its UFS counts as unreachable
 }
 
 type statEntry struct {
@@ -40,7 +49,7 @@ type listEntry struct {
 func newMetaCache(size int, defTTL time.Duration) *metaCache {
 	stats, _ := lru.NewLRU[string, statEntry](size, nil)
 	lists, _ := lru.NewLRU[string, listEntry](4096, nil)
-	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists}
+	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists, down: map[string]time.Time{}}
 }
 
 func metaKey(mountID, path string) string { return mountID + "\x00" + path }
@@ -98,6 +107,70 @@ func (c *metaCache) putList(mountID, path string, entries []ufs.FileInfo, ttl ti
 	for _, fi := range entries {
 		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
 	}
+}
+
+// getStaleStat returns the last known stat of path, expired or not (never a
+// "not found" entry).
+func (c *metaCache) getStaleStat(mountID, path string) (ufs.FileInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.stats.Peek(metaKey(mountID, path))
+	if !ok || e.notFound {
+		return ufs.FileInfo{}, false
+	}
+	return e.fi, true
+}
+
+// getStaleList returns the last known listing of path, expired or not.
+func (c *metaCache) getStaleList(mountID, path string) ([]ufs.FileInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lists.Peek(metaKey(mountID, path))
+	return e.entries, ok
+}
+
+// storeStats caches stats read by a load job. Unlike putStat they are kept
+// even with a zero TTL (already expired, then): they serve only when the UFS
+// is unreachable.
+func (c *metaCache) storeStats(mountID string, fis []ufs.FileInfo, ttl time.Duration) {
+	exp := c.now().Add(max(ttl, 0))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, fi := range fis {
+		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
+	}
+}
+
+// storeList caches a listing read by a load job (kept as storeStats keeps
+// stats). Listings longer than maxCachedListing are not kept.
+func (c *metaCache) storeList(mountID, path string, entries []ufs.FileInfo, ttl time.Duration) {
+	if len(entries) > maxCachedListing {
+		return
+	}
+	exp := c.now().Add(max(ttl, 0))
+	c.mu.Lock()
+	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, expires: exp})
+	c.mu.Unlock()
+}
+
+// markDown records that the mount's UFS did not answer.
+func (c *metaCache) markDown(mountID string) {
+	c.mu.Lock()
+	c.down[mountID] = c.now().Add(downHold)
+	c.mu.Unlock()
+}
+
+// isDown reports whether the mount's UFS failed for the network within
+// downHold.
+func (c *metaCache) isDown(mountID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.down[mountID]
+	if ok && !c.now().Before(until) {
+		delete(c.down, mountID)
+		return false
+	}
+	return ok
 }
 
 // invalidate drops the stat and listing of each path and the listing of its

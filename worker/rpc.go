@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
+	"github.com/stratafs/strata/namespace"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 )
@@ -56,7 +58,9 @@ func (r *rpcService) Stats(context.Context, *rpcpb.StatsRequest) (*rpcpb.WorkerS
 	return r.s.Stats(), nil
 }
 
-// stat answers from the metadata cache or the UFS.
+// stat answers from the metadata cache or the UFS. When the UFS is
+// unreachable, the last known entry is served even if it expired
+// (stale-if-error), so a loaded dataset stays usable while its origin is down.
 func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs.FileInfo, error) {
 	path, err := ufs.CleanPath(path)
 	if err != nil {
@@ -74,8 +78,27 @@ func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs
 			}
 			return e.fi, nil
 		}
+		if s.meta.isDown(mountID) {
+			if fi, ok := s.meta.getStaleStat(mountID, path); ok {
+				s.m.metaStale.Inc()
+				return fi, nil
+			}
+		}
 	}
 	s.m.metaMisses.Inc()
+	fi, err := s.statUFS(ctx, m, path)
+	if err != nil && unreachable(ctx, err) {
+		s.meta.markDown(mountID)
+		if fi, ok := s.meta.getStaleStat(mountID, path); ok {
+			s.m.metaStale.Inc()
+			s.log.Debug("UFS unreachable; serving an expired stat", "mount", m.Path, "path", path, "err", err)
+			return fi, nil
+		}
+	}
+	return fi, err
+}
+
+func (s *Server) statUFS(ctx context.Context, m namespace.Mount, path string) (ufs.FileInfo, error) {
 	fs, err := s.openFS(ctx, m)
 	if err != nil {
 		return ufs.FileInfo{}, err
@@ -84,17 +107,29 @@ func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs
 	ttl := s.meta.ttl(m.MetadataTTL)
 	switch {
 	case errors.Is(err, ufs.ErrNotFound):
-		s.meta.putStat(mountID, path, statEntry{notFound: true}, ttl)
+		s.meta.putStat(m.ID, path, statEntry{notFound: true}, ttl)
 		return ufs.FileInfo{}, fmt.Errorf("%s: %w", joinDisplay(m.Path, path), ufs.ErrNotFound)
 	case err != nil:
 		return ufs.FileInfo{}, err
 	}
 	fi.Path = path
-	s.meta.putStat(mountID, path, statEntry{fi: fi}, ttl)
+	s.meta.putStat(m.ID, path, statEntry{fi: fi}, ttl)
 	return fi, nil
 }
 
+// unreachable reports whether err means the UFS could not be reached (and
+// not that the caller gave up).
+func unreachable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, ufs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne)
+}
+
 // list streams a directory from the cache or the UFS, caching what it read.
+// When the UFS is unreachable before any entry was sent, the last known
+// listing is served even if it expired (stale-if-error).
 func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit func(ufs.FileInfo) error) error {
 	path, err := ufs.CleanPath(path)
 	if err != nil {
@@ -104,18 +139,45 @@ func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit
 	if err != nil {
 		return err
 	}
+	stale := func() ([]ufs.FileInfo, bool) { return s.meta.getStaleList(mountID, path) }
+	emitAll := func(entries []ufs.FileInfo) error {
+		for _, fi := range entries {
+			if err := emit(fi); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if !sync {
 		if entries, ok := s.meta.getList(mountID, path); ok {
 			s.m.metaHits.Inc()
-			for _, fi := range entries {
-				if err := emit(fi); err != nil {
-					return err
-				}
+			return emitAll(entries)
+		}
+		if s.meta.isDown(mountID) {
+			if entries, ok := stale(); ok {
+				s.m.metaStale.Inc()
+				return emitAll(entries)
 			}
-			return nil
 		}
 	}
 	s.m.metaMisses.Inc()
+	sent := 0
+	err = s.listUFS(ctx, m, path, func(fi ufs.FileInfo) error {
+		sent++
+		return emit(fi)
+	})
+	if err != nil && sent == 0 && unreachable(ctx, err) {
+		s.meta.markDown(mountID)
+		if entries, ok := stale(); ok {
+			s.m.metaStale.Inc()
+			s.log.Debug("UFS unreachable; serving an expired listing", "mount", m.Path, "path", path, "err", err)
+			return emitAll(entries)
+		}
+	}
+	return err
+}
+
+func (s *Server) listUFS(ctx context.Context, m namespace.Mount, path string, emit func(ufs.FileInfo) error) error {
 	fs, err := s.openFS(ctx, m)
 	if err != nil {
 		return err
@@ -136,7 +198,7 @@ func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit
 			return err
 		}
 	}
-	s.meta.putList(mountID, path, keep, ttl)
+	s.meta.putList(m.ID, path, keep, ttl)
 	return nil
 }
 

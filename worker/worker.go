@@ -128,7 +128,8 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("worker: listen on %s (worker.data_listen): %w", wcfg.DataListen, err))
 	}
-	s.grpcSrv = grpc.NewServer()
+	// Load jobs send directory listings of up to 200k entries in one message.
+	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
 	rpcpb.RegisterWorkerServer(s.grpcSrv, &rpcService{s: s})
 	mux := http.NewServeMux()
 	mux.Handle(rpcpb.DataPath, http.HandlerFunc(s.serveData))
@@ -171,10 +172,14 @@ func (s *Server) Start(ctx context.Context) error {
 	s.reg = reg
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.watchDrain(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.watchPins(bg)
 	}()
 	s.log.Info("worker serving", "rpc", s.info.RPCAddr, "data", s.info.DataAddr, "capacity", conf.Size(s.info.Capacity).Human())
 	return nil

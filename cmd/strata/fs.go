@@ -30,7 +30,8 @@ such as /datasets/mnist/train/0001.png; in "fs cp", local files are written
 with a file: prefix (file:./model.pt) or as "-" for stdin/stdout.`,
 	}
 	cmd.AddCommand(newMountCmd(g), newUnmountCmd(g), newMountsCmd(g), newLsCmd(g), newStatCmd(g),
-		newCatCmd(g), newHeadCmd(g), newCpCmd(g), newMkdirCmd(g), newRmCmd(g), newMvCmd(g))
+		newCatCmd(g), newHeadCmd(g), newCpCmd(g), newMkdirCmd(g), newRmCmd(g), newMvCmd(g),
+		newPinCmd(g), newUnpinCmd(g), newPinsCmd(g))
 	return cmd
 }
 

@@ -158,6 +158,7 @@ Try, in another terminal:
       --option s3.access_key_id=KEY --option s3.secret_access_key=SECRET
   strata fs ls -l /datasets/mnist
   strata fs cat /datasets/mnist/README
+  strata load /datasets/mnist
   strata report
 
 Press Ctrl-C to stop.

@@ -214,7 +214,8 @@ func TestTour(t *testing.T) {
 func TestHelpExplainsEveryCommand(t *testing.T) {
 	cmds := [][]string{{}, {"local"}, {"coordinator"}, {"worker"}, {"report"}, {"fs"}, {"fs", "mount"}, {"fs", "unmount"},
 		{"fs", "mounts"}, {"fs", "ls"}, {"fs", "stat"}, {"fs", "cat"}, {"fs", "head"}, {"fs", "cp"}, {"fs", "mkdir"}, {"fs", "rm"}, {"fs", "mv"},
-		{"worker", "drain"}, {"worker", "undrain"}, {"fuse", "mount"}, {"fuse", "unmount"}, {"s3"}, {"s3", "serve"}}
+		{"worker", "drain"}, {"worker", "undrain"}, {"fuse", "mount"}, {"fuse", "unmount"}, {"s3"}, {"s3", "serve"},
+		{"load"}, {"load", "status"}, {"load", "stop"}, {"load", "list"}, {"free"}, {"fs", "pin"}, {"fs", "unpin"}, {"fs", "pins"}}
 	for _, c := range cmds {
 		out, err := exec.Command(binary, append(c, "--help")...).CombinedOutput()
 		if err != nil {
