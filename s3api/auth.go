@@ -58,7 +58,7 @@ func (s *Server) authenticate(r *http.Request, q query, op string, now time.Time
 // wrongRegion is the error of a scope with another region.
 func (s *Server) wrongRegion(code, region string) *Error {
 	e := apiErr(code, "the authorization header is malformed; the region '%s' is wrong; expecting '%s'", truncate(region, 64), s.cfg.Region)
-	e.Extra = append(e.Extra, xmlField{"Region", s.cfg.Region})
+	e.extra = append(e.extra, xmlField{"Region", s.cfg.Region})
 	return e
 }
 
@@ -70,7 +70,7 @@ func (s *Server) authHeader(r *http.Request, q query, authz string, now time.Tim
 	secret, ok := s.keys[a.AccessKey]
 	if !ok {
 		e := apiErr("InvalidAccessKeyId", "")
-		e.Extra = append(e.Extra, xmlField{"AWSAccessKeyId", a.AccessKey})
+		e.extra = append(e.extra, xmlField{"AWSAccessKeyId", a.AccessKey})
 		return identity{}, e
 	}
 	if a.Region != s.cfg.Region {
@@ -90,7 +90,7 @@ func (s *Server) authHeader(r *http.Request, q query, authz string, now time.Tim
 	}
 	if d := now.Sub(t); d > s.cfg.ClockSkew.D() || -d > s.cfg.ClockSkew.D() {
 		e := apiErr("RequestTimeTooSkewed", "")
-		e.Extra = append(e.Extra, xmlField{"RequestTime", amzDate}, xmlField{"ServerTime", now.UTC().Format(time.RFC3339)})
+		e.extra = append(e.extra, xmlField{"RequestTime", amzDate}, xmlField{"ServerTime", now.UTC().Format(time.RFC3339)})
 		return identity{}, e
 	}
 	payload := r.Header.Get("X-Amz-Content-Sha256")
@@ -127,7 +127,7 @@ func (s *Server) checkSignature(r *http.Request, q query, a authHeader, key []by
 		}
 	}
 	e := apiErr("SignatureDoesNotMatch", "")
-	e.Extra = append(e.Extra,
+	e.extra = append(e.extra,
 		xmlField{"AWSAccessKeyId", a.AccessKey}, xmlField{"StringToSign", firstSTS},
 		xmlField{"SignatureProvided", a.Signature}, xmlField{"CanonicalRequest", first})
 	return identity{}, e
@@ -157,7 +157,7 @@ func (s *Server) authPresigned(r *http.Request, q query, now time.Time) (identit
 	secret, ok := s.keys[a.AccessKey]
 	if !ok {
 		e := apiErr("InvalidAccessKeyId", "")
-		e.Extra = append(e.Extra, xmlField{"AWSAccessKeyId", a.AccessKey})
+		e.extra = append(e.extra, xmlField{"AWSAccessKeyId", a.AccessKey})
 		return identity{}, e
 	}
 	if a.Region != s.cfg.Region {
@@ -183,7 +183,7 @@ func (s *Server) authPresigned(r *http.Request, q query, now time.Time) (identit
 	}
 	if expires := t.Add(time.Duration(secs) * time.Second); now.After(expires) {
 		e := apiErr("AccessDenied", "Request has expired")
-		e.Extra = append(e.Extra, xmlField{"X-Amz-Expires", strconv.FormatInt(secs, 10)},
+		e.extra = append(e.extra, xmlField{"X-Amz-Expires", strconv.FormatInt(secs, 10)},
 			xmlField{"Expires", expires.UTC().Format(time.RFC3339)}, xmlField{"ServerTime", now.UTC().Format(time.RFC3339)})
 		return identity{}, e
 	}

@@ -32,7 +32,7 @@ func parseRange(h string, size int64) (r byteRange, partial bool, err *Error) {
 	unsatisfiable := func() (byteRange, bool, *Error) {
 		e := apiErr("InvalidRange", "")
 		e.Header = http.Header{"Content-Range": {"bytes */" + strconv.FormatInt(size, 10)}}
-		e.Extra = append(e.Extra, xmlField{"RangeRequested", truncate(h, 64)}, xmlField{"ActualObjectSize", strconv.FormatInt(size, 10)})
+		e.extra = append(e.extra, xmlField{"RangeRequested", truncate(h, 64)}, xmlField{"ActualObjectSize", strconv.FormatInt(size, 10)})
 		return byteRange{}, false, e
 	}
 	if first == "" { // suffix range: the last n bytes

@@ -22,8 +22,8 @@ type Error struct {
 	Status int
 	// Message is the human-readable description.
 	Message string
-	// Extra elements of the error document (such as StringToSign).
-	Extra []xmlField
+	// extra elements of the error document (such as StringToSign).
+	extra []xmlField
 	// Header fields to set on the error response (such as Content-Range).
 	Header http.Header
 	// err is the Strata error it was translated from, if any.
@@ -136,6 +136,7 @@ var sentinels = []struct {
 	{rpcpb.ErrReadOnly, "AccessDenied", ""},
 	{ufs.ErrPermission, "AccessDenied", ""},
 	{ufs.ErrNotSupported, "NotImplemented", ""},
+	{rpcpb.ErrInvalidArgument, "InvalidArgument", ""},
 	{ufs.ErrInvalidPath, "InvalidArgument", "NoSuchKey"},
 	{namespace.ErrInvalidPath, "InvalidArgument", "NoSuchKey"},
 	{ufs.ErrUnavailable, "ServiceUnavailable", ""},

@@ -509,12 +509,12 @@ func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error
 		pi, ok := byNum[cp.PartNumber]
 		if !ok || strings.Trim(strings.TrimSpace(cp.ETag), `"`) != pi.ETag {
 			e := apiErr("InvalidPart", "")
-			e.Extra = append(e.Extra, xmlField{"PartNumber", strconv.Itoa(cp.PartNumber)}, xmlField{"UploadId", id})
+			e.extra = append(e.extra, xmlField{"PartNumber", strconv.Itoa(cp.PartNumber)}, xmlField{"UploadId", id})
 			return e
 		}
 		if i < len(req.Parts)-1 && pi.Size < int64(s.cfg.MinPartSize) {
 			e := apiErr("EntityTooSmall", "part %d is %d bytes; every part but the last must be at least %d", cp.PartNumber, pi.Size, int64(s.cfg.MinPartSize))
-			e.Extra = append(e.Extra, xmlField{"PartNumber", strconv.Itoa(cp.PartNumber)},
+			e.extra = append(e.extra, xmlField{"PartNumber", strconv.Itoa(cp.PartNumber)},
 				xmlField{"ProposedSize", strconv.FormatInt(pi.Size, 10)}, xmlField{"MinSizeAllowed", strconv.FormatInt(int64(s.cfg.MinPartSize), 10)})
 			return e
 		}

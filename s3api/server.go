@@ -296,7 +296,7 @@ func (s *Server) fail(rq *request, err error) bool {
 		kind = opRead
 	}
 	e := toAPIError(err, kind)
-	if e.Status >= 500 {
+	if e.Status >= 500 && rq.r.Context().Err() == nil {
 		s.log.Warn("S3 request failed", "op", rq.op, "method", rq.r.Method, "bucket", rq.t.Bucket, "key", rq.t.Key,
 			"request_id", rq.reqID, "code", e.Code, "err", err)
 	} else {
@@ -355,7 +355,7 @@ func (s *Server) writeError(rq *request, e *Error, withHeader bool) {
 	if rq.t.Key != "" {
 		field("Key", rq.t.Key)
 	}
-	for _, f := range e.Extra {
+	for _, f := range e.extra {
 		field(f.Name, f.Value)
 	}
 	field("Resource", rq.r.URL.Path)

@@ -34,7 +34,11 @@ func startS3FrontEnd(ctx context.Context, cfg conf.Config, opts localOptions, c 
 	if !cfg.S3.Enabled {
 		return nil, nil
 	}
-	return runS3(ctx, cfg, c, log, out, opts.metrics)
+	srv, err := runS3(ctx, cfg, c, log, out, opts.metrics)
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 // runS3 starts an S3 server and prints how to reach it. reg, when not nil,
