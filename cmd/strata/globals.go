@@ -119,18 +119,27 @@ func (g *globals) withClient(cmd *cobra.Command, fn func(ctx context.Context, c 
 		return err
 	}
 	ctx := cmd.Context()
-	log := newLogger(cfg.Log)
+	c, closeClient, err := openClient(ctx, cfg, newLogger(cfg.Log))
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	return fn(ctx, c)
+}
+
+// openClient dials etcd and starts a client for cfg; closeClient releases
+// both.
+func openClient(ctx context.Context, cfg conf.Config, log *slog.Logger) (c *client.Client, closeClient func(), err error) {
 	etcd, err := dialEtcd(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer etcd.Close()
-	c, err := client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log})
+	c, err = client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log})
 	if err != nil {
-		return err
+		etcd.Close()
+		return nil, nil, err
 	}
-	defer c.Close()
-	return fn(ctx, c)
+	return c, func() { _ = c.Close(); etcd.Close() }, nil
 }
 
 // withCoordinator runs fn with a coordinator connection.

@@ -194,16 +194,11 @@ func runS3Serve(cmd *cobra.Command, g *globals, sf *s3ServeFlags) error {
 	}
 	ctx := cmd.Context()
 	log := newLogger(cfg.Log)
-	etcd, err := dialEtcd(ctx, cfg)
+	c, closeClient, err := openClient(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer etcd.Close()
-	c, err := client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeClient()
 	reg := metricsRegistry()
 	out := cmd.OutOrStdout()
 	fmt.Fprintln(out, "Strata S3 API is running.")
