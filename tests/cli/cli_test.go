@@ -40,9 +40,10 @@ type local struct {
 
 func startLocal(t *testing.T) *local {
 	t.Helper()
-	etcd := "http://" + harness.Addr(harness.FreePort(t))
+	ports := harness.FreePorts(t, 2)
+	etcd, etcdPeer := "http://"+harness.Addr(ports[0]), "http://"+harness.Addr(ports[1])
 	args := []string{"local", "--data-dir", t.TempDir(),
-		"--embed-client-url", etcd, "--embed-peer-url", "http://" + harness.Addr(harness.FreePort(t)),
+		"--embed-client-url", etcd, "--embed-peer-url", etcdPeer,
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--worker-listen", "127.0.0.1:0", "--worker-data-listen", "127.0.0.1:0", "--worker-memory", "128MiB"}
 	p := harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0"}, binary, args...)

@@ -33,11 +33,12 @@ func StartEtcdCluster(t TB, n int) *EtcdCluster {
 	bin := FindTool(t, "etcd")
 	c := &EtcdCluster{}
 	var initial []string
+	ports := FreePorts(t, 2*n)
 	for i := range n {
 		m := &EtcdMember{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: "http://" + Addr(FreePort(t)),
-			PeerURL:   "http://" + Addr(FreePort(t)),
+			ClientURL: "http://" + Addr(ports[2*i]),
+			PeerURL:   "http://" + Addr(ports[2*i+1]),
 			Dir:       filepath.Join(t.TempDir(), fmt.Sprintf("etcd-%d", i)),
 			bin:       bin,
 		}

@@ -68,14 +68,28 @@ func FindTool(t TB, name string) string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// A test that needs several ports at once must use FreePorts: two FreePort
+// calls in a row may return the same port.
 func FreePort(t TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("harness: find a free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment
+// ago. All n listeners are held open until every port is chosen, so the kernel
+// cannot hand the same port out twice.
+func FreePorts(t TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("harness: find a free port: %v", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Process is a server started by the harness.

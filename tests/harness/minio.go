@@ -35,10 +35,14 @@ func StartMinIO(t TB) *MinIO {
 }
 
 func (m *MinIO) start(t TB, bin string) {
+	ports := FreePorts(t, 2)
 	if m.port == 0 {
-		m.port = FreePort(t)
+		m.port = ports[0]
 	}
-	cport := FreePort(t)
+	cport := ports[1]
+	if cport == m.port {
+		cport = ports[0]
+	}
 	m.Endpoint = "http://" + Addr(m.port)
 	env := []string{
 		"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey,

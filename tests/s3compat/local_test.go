@@ -29,10 +29,11 @@ func TestStrataLocal(t *testing.T) {
 		t.Fatalf("build strata: %v\n%s", err, out)
 	}
 	dataDir := t.TempDir()
-	etcd := "http://" + harness.Addr(harness.FreePort(t))
+	ports := harness.FreePorts(t, 2)
+	etcd, etcdPeer := "http://"+harness.Addr(ports[0]), "http://"+harness.Addr(ports[1])
 	start := func() (endpoint, id, secret string, p *harness.Process) {
 		args := []string{"local", "--data-dir", dataDir,
-			"--embed-client-url", etcd, "--embed-peer-url", "http://" + harness.Addr(harness.FreePort(t)),
+			"--embed-client-url", etcd, "--embed-peer-url", etcdPeer,
 			"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 			"--worker-listen", "127.0.0.1:0", "--worker-data-listen", "127.0.0.1:0", "--worker-memory", "128MiB"}
 		p = harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0"}, bin, args...)

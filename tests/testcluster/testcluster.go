@@ -5,10 +5,13 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,9 +77,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 	dir := t.TempDir()
 	cfg := conf.Default()
 	cfg.DataDir = dir
-	cfg.Etcd.EmbedClientURL = "http://" + harness.Addr(harness.FreePort(t))
-	cfg.Etcd.EmbedPeerURL = "http://" + harness.Addr(harness.FreePort(t))
-	cfg.Etcd.Endpoints = []string{cfg.Etcd.EmbedClientURL}
 	cfg.Coordinator.Listen = "127.0.0.1:0"
 	cfg.Coordinator.MetricsListen = ""
 	cfg.Worker.Listen = "127.0.0.1:0"
@@ -97,10 +97,22 @@ func Start(t testing.TB, opts Options) *Cluster {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	c := &Cluster{T: t, Config: cfg, Registry: Registry(), Log: log}
 	var err error
-	c.etcdSrv, err = embedetcd.Start(ctx, filepath.Join(dir, "etcd"), cfg.Etcd.EmbedClientURL, cfg.Etcd.EmbedPeerURL)
-	if err != nil {
-		t.Fatalf("testcluster: %v", err)
+	// Another test binary may take a port between FreePorts and the listen;
+	// pick fresh ports and try again then.
+	for attempt := 1; ; attempt++ {
+		ports := harness.FreePorts(t, 2)
+		c.Config.Etcd.EmbedClientURL = "http://" + harness.Addr(ports[0])
+		c.Config.Etcd.EmbedPeerURL = "http://" + harness.Addr(ports[1])
+		c.Config.Etcd.Endpoints = []string{c.Config.Etcd.EmbedClientURL}
+		c.etcdSrv, err = embedetcd.Start(ctx, filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)), c.Config.Etcd.EmbedClientURL, c.Config.Etcd.EmbedPeerURL)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !(errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			t.Fatalf("testcluster: %v", err)
+		}
 	}
+	cfg = c.Config
 	t.Cleanup(c.etcdSrv.Close)
 	c.Etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
