@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // S3Client returns an aws-sdk-go-v2 client for the server: path-style
@@ -77,4 +78,30 @@ func (m *MinIO) NewBucket(t TB, prefix string) string {
 	name := p + "-" + hex.EncodeToString(b[:])
 	m.CreateBucket(t, name)
 	return name
+}
+
+// SessionCredentials returns temporary credentials (key, secret, session
+// token) of the root user narrowed by an inline IAM policy (STS AssumeRole
+// with a session policy): a way to make some objects unreadable in a test,
+// since nothing restricts the root user itself.
+func (m *MinIO) SessionCredentials(t TB, policy string) (key, secret, token string) {
+	t.Helper()
+	c := sts.New(sts.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(m.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := c.AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn:         aws.String("arn:minio:iam:::role/strata-test-session"),
+		RoleSessionName: aws.String("strata-test"),
+		Policy:          aws.String(policy),
+		DurationSeconds: aws.Int32(3600),
+	})
+	if err != nil {
+		t.Fatalf("harness: STS AssumeRole: %v", err)
+	}
+	cr := out.Credentials
+	return aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)
 }

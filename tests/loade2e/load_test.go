@@ -493,6 +493,51 @@ func TestLoadCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("permission denied", func(t *testing.T) {
+		c.t = t
+		// Credentials that may list the bucket and read everything but two
+		// objects: the load lists all 30 images and fails those two.
+		denied := []string{"img/03.jpg", "img/17.jpg"}
+		policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+			{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::%[1]s","arn:aws:s3:::%[1]s/*"]},
+			{"Effect":"Deny","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/%[2]s","arn:aws:s3:::%[1]s/%[3]s"]}]}`,
+			bucket, denied[0], denied[1])
+		key, secret, token := minio.SessionCredentials(t, policy)
+		c.mustCLI("fs", "mount", "/p", "s3://"+bucket, "--option", "s3.endpoint="+minio.Endpoint,
+			"--option", "s3.access_key_id="+key, "--option", "s3.secret_access_key="+secret, "--option", "s3.session_token="+token)
+		out, errOut, code := c.run("load", "/p/img", "--include", "*.jpg", "--json")
+		if code == 0 {
+			t.Fatalf("load with two unreadable files exited 0:\n%s%s", out, errOut)
+		}
+		j := parseJob(t, out)
+		p := j.Progress
+		if j.State != "done" || p.FilesFailed != 2 || p.FilesDone != 28 || len(j.Failures) != 2 {
+			t.Fatalf("job with two unreadable files: %s\n%s", out, errOut)
+		}
+		slices.SortFunc(j.Failures, func(a, b struct {
+			Path   string `json:"path"`
+			Reason string `json:"reason"`
+		}) int {
+			return strings.Compare(a.Path, b.Path)
+		})
+		for i, f := range j.Failures {
+			if f.Path != "/p/"+denied[i] || !strings.Contains(f.Reason, "permission denied") {
+				t.Errorf("failure %d: %s: %s, want %s: permission denied", i, f.Path, f.Reason, denied[i])
+			}
+		}
+		// The readable files were loaded: they are cached on their owners.
+		for i := range 30 {
+			name := fmt.Sprintf("img/%02d.jpg", i)
+			if slices.Contains(denied, name) {
+				continue
+			}
+			if got := c.mustCLI("fs", "cat", "/p/"+name); got != string(ds[name]) {
+				t.Errorf("%s: %d bytes after the load, want its %d bytes", name, len(got), len(ds[name]))
+			}
+		}
+		c.mustCLI("fs", "unmount", "/p")
+	})
+
 	t.Run("bandwidth cap", func(t *testing.T) {
 		c.t = t
 		bucket2 := minio.NewBucket(t, "bandwidth")
