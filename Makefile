@@ -7,7 +7,7 @@ PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 export STRATA_TOOLS := $(TOOLS)
 
-.PHONY: all build test unit lint vet fmt tools proto bench clean
+.PHONY: all build test unit lint vet fmt tools proto bench microbench clean
 
 all: build
 
@@ -38,7 +38,12 @@ proto: ## regenerate rpcpb from strata.proto (needs protoc; installs the Go plug
 	GOBIN=$(TOOLS)/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 	cd rpcpb && PATH=$(TOOLS)/bin:$$PATH $(GO) generate .
 
-bench: tools ## go benchmarks (figures go to docs/benchmarks.md)
+bench: ## side-by-side suite: Strata vs rclone, s3fs, MinIO, loopback, disk (root; ~25 min); writes docs/benchmarks.md, docs/bench/
+	bash scripts/install-tools.sh bench
+	$(GO) build -o bin/bench ./tests/bench
+	./bin/bench $(BENCH_FLAGS)
+
+microbench: tools ## go benchmarks of the tier and cluster packages (figures in docs/microbenchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./tier/ ./cluster/
 
 clean:

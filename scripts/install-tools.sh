@@ -6,7 +6,15 @@
 #   fake-gcs-server GCS emulator         (go install)
 #   Azurite         Azure Blob emulator  (npm)
 #   Debian packages: FUSE, AWS CLI, boto3, s3cmd, etcd, coreutils used by tests
+#
+# With the argument "bench" it also installs the peers the side-by-side
+# benchmark suite compares Strata with (make bench):
+#   rclone          (go install, ~8 min on 2 cores the first time)
+#   s3fs            (Debian)
 set -euo pipefail
+
+BENCH=0
+[[ ${1:-} == bench ]] && BENCH=1
 
 TOOLS=${STRATA_TOOLS:-$HOME/.cache/strata-tools}
 BIN=$TOOLS/bin
@@ -15,6 +23,7 @@ mkdir -p "$BIN"
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.35.0
+RCLONE_VERSION=v1.75.1
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -31,6 +40,9 @@ go_tool() { # name module version
 go_tool minio github.com/minio/minio "$MINIO_VERSION" &
 minio_pid=$!
 go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
+if ((BENCH)); then
+	go_tool rclone github.com/rclone/rclone "$RCLONE_VERSION"
+fi
 
 if [[ ! -x $TOOLS/azurite/node_modules/.bin/azurite-blob || $(cat "$TOOLS/azurite/.version" 2>/dev/null) != "$AZURITE_VERSION" ]]; then
 	log "installing azurite $AZURITE_VERSION"
@@ -42,6 +54,7 @@ ln -sf "$TOOLS/azurite/node_modules/.bin/azurite-blob" "$BIN/azurite-blob"
 
 if [[ ${STRATA_SKIP_APT:-0} != 1 ]] && command -v apt-get >/dev/null; then
 	pkgs=(fuse3 etcd-server awscli s3cmd python3-boto3 python3-torch python3-torchvision python3-numpy python3-pil)
+	((BENCH)) && pkgs+=(s3fs)
 	missing=()
 	for p in "${pkgs[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -210,22 +210,15 @@ func DialReady(addr string) func(ctx context.Context) error {
 // Addr formats 127.0.0.1:port.
 func Addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-// mainTB adapts TestMain (which has no *testing.T) to TB: failures print and exit.
-type mainTB struct {
-	dir      string
-	cleanups []func()
-}
-
 // Main runs fn (which starts servers) and then the tests, cleaning up after:
 //
 //	func TestMain(m *testing.M) { harness.Main(m, func(t harness.TB) { srv = harness.StartMinIO(t) }) }
 func Main(m *testing.M, fn func(t TB)) {
-	dir, err := os.MkdirTemp("", "strata-harness-")
+	tb, err := NewProgramTB()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	tb := &mainTB{dir: dir}
 	code := func() (code int) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -241,24 +234,65 @@ func Main(m *testing.M, fn func(t TB)) {
 		fn(tb)
 		return m.Run()
 	}()
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
-	}
-	os.RemoveAll(dir)
+	tb.Close()
 	os.Exit(code)
 }
 
 type skipSignal string
 
-func (m *mainTB) Helper()                        {}
-func (m *mainTB) Logf(format string, a ...any)   { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-func (m *mainTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
-func (m *mainTB) Skipf(format string, a ...any)  { panic(skipSignal(fmt.Sprintf(format, a...))) }
-func (m *mainTB) Cleanup(f func())               { m.cleanups = append(m.cleanups, f) }
-func (m *mainTB) TempDir() string {
+// ProgramTB is a TB for programs that are not tests (the benchmark suite,
+// TestMain): Fatalf and Skipf panic, Cleanup functions run at Close.
+type ProgramTB struct {
+	dir      string
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// NewProgramTB returns a ProgramTB with a fresh temp dir; Close removes it.
+func NewProgramTB() (*ProgramTB, error) {
+	dir, err := os.MkdirTemp("", "strata-harness-")
+	if err != nil {
+		return nil, err
+	}
+	return &ProgramTB{dir: dir}, nil
+}
+
+// Helper does nothing.
+func (m *ProgramTB) Helper() {}
+
+// Logf prints to stderr.
+func (m *ProgramTB) Logf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
+
+// Fatalf panics with the message.
+func (m *ProgramTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// Skipf panics with a skip signal (Main turns it into exit status 0).
+func (m *ProgramTB) Skipf(format string, a ...any) { panic(skipSignal(fmt.Sprintf(format, a...))) }
+
+// Cleanup registers f to run at Close, last registered first.
+func (m *ProgramTB) Cleanup(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cleanups = append(m.cleanups, f)
+}
+
+// TempDir returns a new directory under the program's temp dir.
+func (m *ProgramTB) TempDir() string {
 	d, err := os.MkdirTemp(m.dir, "t")
 	if err != nil {
 		panic(err)
 	}
 	return d
+}
+
+// Close runs the cleanups and removes the temp dir.
+func (m *ProgramTB) Close() {
+	m.mu.Lock()
+	cl := m.cleanups
+	m.cleanups = nil
+	m.mu.Unlock()
+	for i := len(cl) - 1; i >= 0; i-- {
+		cl[i]()
+	}
+	os.RemoveAll(m.dir)
 }
