@@ -43,6 +43,12 @@ type LocalWorker interface {
 	// OpenFull opens the disk file holding every byte of one version of a
 	// file, keeping its pages on disk until release is called.
 	OpenFull(mountID, path string, fi ufs.FileInfo) (file *os.File, release func(), err error)
+	// Stat answers a stat as the worker's Stat RPC would (its metadata
+	// cache, then the UFS), without the RPC.
+	Stat(ctx context.Context, mountID, path string, sync bool) (ufs.FileInfo, error)
+	// ReadAt fills buf with the bytes at off of one version of a file, as
+	// the worker's data endpoint would send them, without the HTTP request.
+	ReadAt(ctx context.Context, mountID, path string, fi ufs.FileInfo, off int64, buf []byte) error
 }
 
 // Client routes namespace operations to workers and UFSes. Safe for concurrent

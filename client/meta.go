@@ -38,7 +38,16 @@ func (c *Client) Stat(ctx context.Context, path string, sync bool) (namespace.Fi
 // statUFS asks the metadata owner, then the next owners, then the UFS.
 func (c *Client) statUFS(ctx context.Context, m namespace.Mount, rel string, sync bool) (ufs.FileInfo, error) {
 	var lastErr error
-	for _, w := range c.owners(cluster.MetaKey(m.ID, rel), 1) {
+	for _, w := range c.owners(cluster.StatKey(m.ID, rel), 1) {
+		if c.local != nil && w.ID == c.local.ID() {
+			// The owner runs in this process: no RPC.
+			fi, err := c.local.Stat(ctx, m.ID, rel, sync)
+			if err == nil || !retriable(err) {
+				return fi, err
+			}
+			lastErr = err
+			continue
+		}
 		wc, err := c.workerClient(w)
 		if err != nil {
 			lastErr = err
@@ -186,8 +195,17 @@ func (c *Client) invalidate(ctx context.Context, m namespace.Mount, rels ...stri
 	for _, rel := range rels {
 		for p := rel; !seen[p]; p = parentRel(p) {
 			seen[p] = true
+			// The listing of p is placed by its MetaKey, its stat with
+			// its parent's listing (StatKey).
 			for _, w := range c.owners(cluster.MetaKey(m.ID, p), 1) {
 				targets[w.ID] = append(targets[w.ID], p)
+			}
+			if sk := cluster.StatKey(m.ID, p); sk != cluster.MetaKey(m.ID, p) {
+				for _, w := range c.owners(sk, 1) {
+					if !slices.Contains(targets[w.ID], p) {
+						targets[w.ID] = append(targets[w.ID], p)
+					}
+				}
 			}
 			if p == "" {
 				break

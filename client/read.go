@@ -129,9 +129,17 @@ func (f *File) fetch(ctx context.Context, off int64, buf []byte) error {
 }
 
 func (f *File) fetchFrom(ctx context.Context, w cluster.WorkerInfo, off int64, buf []byte) error {
-	req := rpcpb.DataRequest{MountID: f.m.ID, Path: f.rel, Info: f.ufsi, Off: off, N: int64(len(buf))}
 	rctx, cancel := context.WithTimeout(ctx, f.c.cfg.RequestTimeout.D())
 	defer cancel()
+	if f.c.local != nil && w.ID == f.c.local.ID() {
+		// The owner runs in this process (strata local): read its cache
+		// directly instead of through its HTTP endpoint.
+		if err := f.c.local.ReadAt(rctx, f.m.ID, f.rel, f.ufsi, off, buf); err != nil {
+			return fmt.Errorf("%s: %w", f.info.Path, err)
+		}
+		return nil
+	}
+	req := rpcpb.DataRequest{MountID: f.m.ID, Path: f.rel, Info: f.ufsi, Off: off, N: int64(len(buf))}
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+w.DataAddr+rpcpb.DataPath+"?"+req.Query().Encode(), nil)
 	if err != nil {
 		return err

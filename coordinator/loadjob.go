@@ -413,7 +413,7 @@ func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *r
 	}
 	for _, fi := range stats {
 		w := rpcpb.FromFileInfo(fi)
-		for _, id := range members.Ring.Owners(cluster.MetaKey(j.mount.ID, fi.Path), n) {
+		for _, id := range members.Ring.Owners(cluster.StatKey(j.mount.ID, fi.Path), n) {
 			req(id).Stats = append(req(id).Stats, w)
 		}
 	}

@@ -32,7 +32,12 @@ type metaCache struct {
 	mu    sync.Mutex
 	stats *lru.LRU[string, statEntry]
 	lists *lru.LRU[string, listEntry]
-	down  map[string]time.Time // mount id -> until when its UFS counts as unreachable
+	big   *lru.LRU[string, time.Time] // directories too large to list for a stat, until when
+	down  map[string]time.Time        // mount id -> until when its UFS counts as unreachable
+	// gens counts each mount's invalidations: a stat or listing read from
+	// the UFS is cached only if no invalidation of its mount happened while
+	// it was read (it may predate the write that caused it).
+	gens map[string]uint64
 }
 
 type statEntry struct {
@@ -43,13 +48,15 @@ type statEntry struct {
 
 type listEntry struct {
 	entries []ufs.FileInfo
+	listed  time.Time
 	expires time.Time
 }
 
 func newMetaCache(size int, defTTL time.Duration) *metaCache {
 	stats, _ := lru.NewLRU[string, statEntry](size, nil)
 	lists, _ := lru.NewLRU[string, listEntry](4096, nil)
-	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists, down: map[string]time.Time{}}
+	big, _ := lru.NewLRU[string, time.Time](4096, nil)
+	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists, big: big, down: map[string]time.Time{}, gens: map[string]uint64{}}
 }
 
 func metaKey(mountID, path string) string { return mountID + "\x00" + path }
@@ -72,7 +79,16 @@ func (c *metaCache) getStat(mountID, path string) (statEntry, bool) {
 	return e, true
 }
 
-func (c *metaCache) putStat(mountID, path string, e statEntry, ttl time.Duration) {
+// generation returns the mount's invalidation count, to pass to putStat and
+// putList for what is read from the UFS after this call.
+func (c *metaCache) generation(mountID string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[mountID]
+}
+
+// putStat caches a stat read from the UFS since generation gen.
+func (c *metaCache) putStat(mountID, path string, e statEntry, ttl time.Duration, gen uint64) {
 	if e.notFound && ttl > negativeTTLCap {
 		ttl = negativeTTLCap
 	}
@@ -81,7 +97,9 @@ func (c *metaCache) putStat(mountID, path string, e statEntry, ttl time.Duration
 	}
 	e.expires = c.now().Add(ttl)
 	c.mu.Lock()
-	c.stats.Add(metaKey(mountID, path), e)
+	if c.gens[mountID] == gen {
+		c.stats.Add(metaKey(mountID, path), e)
+	}
 	c.mu.Unlock()
 }
 
@@ -95,18 +113,63 @@ func (c *metaCache) getList(mountID, path string) ([]ufs.FileInfo, bool) {
 	return e.entries, true
 }
 
-// putList caches a listing and the stat of each child.
-func (c *metaCache) putList(mountID, path string, entries []ufs.FileInfo, ttl time.Duration) {
+// putList caches a listing read from the UFS since generation gen, and the
+// stat of each child.
+func (c *metaCache) putList(mountID, path string, entries []ufs.FileInfo, ttl time.Duration, gen uint64) {
 	if ttl <= 0 || len(entries) > maxCachedListing {
 		return
 	}
-	exp := c.now().Add(ttl)
+	now := c.now()
+	exp := now.Add(ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, expires: exp})
+	if c.gens[mountID] != gen {
+		return
+	}
+	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, listed: now, expires: exp})
 	for _, fi := range entries {
 		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
 	}
+}
+
+// lookupChild answers a stat of path from the fresh cached listing of its
+// parent, when that listing has at most limit entries: found is whether the
+// listing holds it. A "no such child" answer is given only from a listing
+// younger than negativeTTLCap, as a cached "not found" would be. ok is false
+// when the listing cannot answer.
+func (c *metaCache) lookupChild(mountID, path string, limit int) (fi ufs.FileInfo, found, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, hit := c.lists.Get(metaKey(mountID, parentRel(path)))
+	now := c.now()
+	if !hit || !now.Before(e.expires) || len(e.entries) > limit {
+		return ufs.FileInfo{}, false, false
+	}
+	for _, fi := range e.entries {
+		if fi.Path == path {
+			return fi, true, true
+		}
+	}
+	if now.Sub(e.listed) < negativeTTLCap {
+		return ufs.FileInfo{}, false, true
+	}
+	return ufs.FileInfo{}, false, false
+}
+
+// markBig records that directory path has more entries than a stat should
+// list, for ttl.
+func (c *metaCache) markBig(mountID, path string, ttl time.Duration) {
+	c.mu.Lock()
+	c.big.Add(metaKey(mountID, path), c.now().Add(ttl))
+	c.mu.Unlock()
+}
+
+// isBig reports whether markBig recorded path within its ttl.
+func (c *metaCache) isBig(mountID, path string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.big.Get(metaKey(mountID, path))
+	return ok && c.now().Before(until)
 }
 
 // getStaleStat returns the last known stat of path, expired or not (never a
@@ -147,9 +210,10 @@ func (c *metaCache) storeList(mountID, path string, entries []ufs.FileInfo, ttl 
 	if len(entries) > maxCachedListing {
 		return
 	}
-	exp := c.now().Add(max(ttl, 0))
+	now := c.now()
+	exp := now.Add(max(ttl, 0))
 	c.mu.Lock()
-	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, expires: exp})
+	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, listed: now, expires: exp})
 	c.mu.Unlock()
 }
 
@@ -178,6 +242,7 @@ func (c *metaCache) isDown(mountID string) bool {
 func (c *metaCache) invalidate(mountID string, paths []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gens[mountID]++
 	for _, p := range paths {
 		c.stats.Remove(metaKey(mountID, p))
 		c.lists.Remove(metaKey(mountID, p))

@@ -30,7 +30,7 @@ func TestMetaCacheKeepsExpiredEntriesForStaleIfError(t *testing.T) {
 	if l, ok := c.getStaleList("m", "d"); !ok || len(l) != 1 {
 		t.Fatalf("stale listing: %v %v", l, ok)
 	}
-	c.putStat("m", "gone", statEntry{notFound: true}, time.Second)
+	c.putStat("m", "gone", statEntry{notFound: true}, time.Second, c.generation("m"))
 	if _, ok := c.getStaleStat("m", "gone"); ok {
 		t.Fatal("a 'not found' entry served as a stale stat")
 	}
@@ -57,5 +57,72 @@ func TestMetaCacheRemembersAnUnreachableUFS(t *testing.T) {
 	now = now.Add(downHold)
 	if c.isDown("m") {
 		t.Fatal("still down after downHold")
+	}
+}
+
+func TestMetaCacheAnswersChildrenFromAListing(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newMetaCache(100, time.Minute)
+	c.now = func() time.Time { return now }
+	a := ufs.FileInfo{Path: "d/a", Size: 3, ETag: "x"}
+	b := ufs.FileInfo{Path: "d/b", Size: 4, ETag: "y"}
+	if _, _, ok := c.lookupChild("m", "d/a", 10); ok {
+		t.Fatal("answered without a listing")
+	}
+	c.putList("m", "d", []ufs.FileInfo{a, b}, time.Minute, c.generation("m"))
+	if fi, found, ok := c.lookupChild("m", "d/b", 10); !ok || !found || fi != b {
+		t.Fatalf("child of a fresh listing: %+v %v %v", fi, found, ok)
+	}
+	if _, found, ok := c.lookupChild("m", "d/c", 10); !ok || found {
+		t.Fatalf("missing child of a just-read listing: found %v ok %v, want a negative answer", found, ok)
+	}
+	if _, _, ok := c.lookupChild("m", "d/a", 1); ok {
+		t.Fatal("answered from a listing larger than the limit")
+	}
+	// A missing name is answered "not found" from a listing only while
+	// such an answer could have been cached (negativeTTLCap): a file created
+	// behind Strata's back then shows up.
+	now = now.Add(negativeTTLCap)
+	if _, _, ok := c.lookupChild("m", "d/c", 10); ok {
+		t.Fatal("negative answer from a listing older than negativeTTLCap")
+	}
+	if _, found, ok := c.lookupChild("m", "d/a", 10); !ok || !found {
+		t.Fatal("positive answer from a fresh listing refused")
+	}
+	now = now.Add(time.Minute)
+	if _, _, ok := c.lookupChild("m", "d/a", 10); ok {
+		t.Fatal("answered from an expired listing")
+	}
+	c.markBig("m", "e", time.Minute)
+	if !c.isBig("m", "e") || c.isBig("m", "d") {
+		t.Fatal("isBig")
+	}
+	now = now.Add(2 * time.Minute)
+	if c.isBig("m", "e") {
+		t.Fatal("isBig after its TTL")
+	}
+}
+
+// A stat or listing read from the UFS while a write invalidated its mount
+// may predate the write: it is not cached.
+func TestMetaCacheDropsWhatWasReadAcrossAnInvalidation(t *testing.T) {
+	c := newMetaCache(100, time.Minute)
+	gen := c.generation("m")
+	c.invalidate("m", []string{"d/new"}) // a write lands while the listing is read
+	c.putList("m", "d", []ufs.FileInfo{{Path: "d/old"}}, time.Minute, gen)
+	c.putStat("m", "d/x", statEntry{notFound: true}, time.Minute, gen)
+	if _, ok := c.getList("m", "d"); ok {
+		t.Fatal("a listing read across an invalidation was cached")
+	}
+	if _, ok := c.getStat("m", "d/x"); ok {
+		t.Fatal("a stat read across an invalidation was cached")
+	}
+	c.putList("m", "d", []ufs.FileInfo{{Path: "d/old"}, {Path: "d/new"}}, time.Minute, c.generation("m"))
+	if l, ok := c.getList("m", "d"); !ok || len(l) != 2 {
+		t.Fatalf("a listing read after the invalidation: %v %v", l, ok)
+	}
+	// Other mounts are not affected.
+	if c.generation("other") != 0 {
+		t.Fatal("invalidating one mount changed another's generation")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/stratafs/strata/namespace"
 	"github.com/stratafs/strata/rpcpb"
@@ -86,7 +87,7 @@ func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs
 		}
 	}
 	s.m.metaMisses.Inc()
-	fi, err := s.statUFS(ctx, m, path)
+	fi, err := s.statUFS(ctx, m, path, sync)
 	if err != nil && unreachable(ctx, err) {
 		s.meta.markDown(mountID)
 		if fi, ok := s.meta.getStaleStat(mountID, path); ok {
@@ -98,22 +99,96 @@ func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs
 	return fi, err
 }
 
-func (s *Server) statUFS(ctx context.Context, m namespace.Mount, path string) (ufs.FileInfo, error) {
+// Stat answers a stat as the Stat RPC does, for a client in this process.
+func (s *Server) Stat(ctx context.Context, mountID, path string, sync bool) (ufs.FileInfo, error) {
+	return s.stat(ctx, mountID, path, sync)
+}
+
+// siblingListLimit is the largest directory a stat miss lists to answer it
+// (and to cache the stats of every sibling: a DataLoader opening its
+// samples, ls -l or find stat a directory's files together, and one LIST
+// of up to 1,000 keys costs about as much as one HEAD). A larger directory's
+// children are stat'ed one by one.
+const siblingListLimit = 1000
+
+// errBigDir stops a listing that grew past siblingListLimit.
+var errBigDir = errors.New("directory too large to list for a stat")
+
+// statFromListing answers a stat miss from the parent directory's listing:
+// the cached one, or one read now when the directory is small. found is
+// whether the file exists; ok is false when no listing could answer.
+func (s *Server) statFromListing(ctx context.Context, m namespace.Mount, path string, ttl time.Duration) (fi ufs.FileInfo, found, ok bool) {
+	if path == "" || ttl <= 0 {
+		return ufs.FileInfo{}, false, false
+	}
+	if fi, found, ok := s.meta.lookupChild(m.ID, path, siblingListLimit); ok {
+		return fi, found, true
+	}
+	dir := parentRel(path)
+	if s.meta.isBig(m.ID, dir) {
+		return ufs.FileInfo{}, false, false
+	}
+	_, err, _ := s.lists.Do(metaKey(m.ID, dir), func() (any, error) {
+		gen := s.meta.generation(m.ID)
+		fs, err := s.openFS(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		var entries []ufs.FileInfo
+		for fi, err := range fs.List(ctx, dir) {
+			if err != nil {
+				return nil, err
+			}
+			if len(entries) == siblingListLimit {
+				s.meta.markBig(m.ID, dir, ttl)
+				return nil, errBigDir
+			}
+			if fi.Path == "" {
+				fi.Path = ufs.Join(dir, fi.Name())
+			}
+			entries = append(entries, fi)
+		}
+		s.meta.putList(m.ID, dir, entries, ttl, gen)
+		return nil, nil
+	})
+	if err != nil {
+		if !errors.Is(err, errBigDir) {
+			s.log.Debug("list a directory for a stat; stat'ing the file instead", "mount", m.Path, "dir", dir, "err", err)
+		}
+		return ufs.FileInfo{}, false, false
+	}
+	return s.meta.lookupChild(m.ID, path, siblingListLimit)
+}
+
+// statUFS reads a stat from the UFS (from a listing of the parent unless
+// sync) and caches it.
+func (s *Server) statUFS(ctx context.Context, m namespace.Mount, path string, sync bool) (ufs.FileInfo, error) {
+	ttl := s.meta.ttl(m.MetadataTTL)
+	listTTL := ttl
+	if sync {
+		listTTL = 0 // a sync stat asks the UFS for the file itself
+	}
+	if fi, found, ok := s.statFromListing(ctx, m, path, listTTL); ok {
+		if !found {
+			return ufs.FileInfo{}, fmt.Errorf("%s: %w", joinDisplay(m.Path, path), ufs.ErrNotFound)
+		}
+		return fi, nil
+	}
+	gen := s.meta.generation(m.ID)
 	fs, err := s.openFS(ctx, m)
 	if err != nil {
 		return ufs.FileInfo{}, err
 	}
 	fi, err := fs.Stat(ctx, path)
-	ttl := s.meta.ttl(m.MetadataTTL)
 	switch {
 	case errors.Is(err, ufs.ErrNotFound):
-		s.meta.putStat(m.ID, path, statEntry{notFound: true}, ttl)
+		s.meta.putStat(m.ID, path, statEntry{notFound: true}, ttl, gen)
 		return ufs.FileInfo{}, fmt.Errorf("%s: %w", joinDisplay(m.Path, path), ufs.ErrNotFound)
 	case err != nil:
 		return ufs.FileInfo{}, err
 	}
 	fi.Path = path
-	s.meta.putStat(m.ID, path, statEntry{fi: fi}, ttl)
+	s.meta.putStat(m.ID, path, statEntry{fi: fi}, ttl, gen)
 	return fi, nil
 }
 
@@ -183,6 +258,7 @@ func (s *Server) listUFS(ctx context.Context, m namespace.Mount, path string, em
 		return err
 	}
 	ttl := s.meta.ttl(m.MetadataTTL)
+	gen := s.meta.generation(m.ID)
 	var keep []ufs.FileInfo
 	for fi, err := range fs.List(ctx, path) {
 		if err != nil {
@@ -198,7 +274,7 @@ func (s *Server) listUFS(ctx context.Context, m namespace.Mount, path string, em
 			return err
 		}
 	}
-	s.meta.putList(m.ID, path, keep, ttl)
+	s.meta.putList(m.ID, path, keep, ttl, gen)
 	return nil
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/stratafs/strata/tier"
 	"github.com/stratafs/strata/ufs"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 )
 
@@ -57,6 +58,8 @@ type Server struct {
 	meta  *metaCache
 	fills *filler
 	m     *metrics
+	// lists single-flights the directory listings stat misses read.
+	lists singleflight.Group
 
 	grpcSrv *grpc.Server
 	httpSrv *http.Server

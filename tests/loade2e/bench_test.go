@@ -79,7 +79,7 @@ func BenchmarkLoad(b *testing.B) {
 		size  int
 	}{
 		{"big-4x128MiB", 4, 128 << 20},
-		{"small-20000x16KiB", 20000, 16 << 10},
+		{"small-100000x16KiB", 100000, 16 << 10},
 	} {
 		b.Run(tc.name, func(b *testing.B) { benchLoad(b, tc.files, tc.size) })
 	}
