@@ -47,6 +47,7 @@ type options struct {
 	work    string
 	systems string
 	only    string
+	keep    bool
 }
 
 func run() int {
@@ -58,7 +59,8 @@ func run() int {
 	flag.StringVar(&o.assets, "assets", "docs/bench", "directory for the charts and results.json")
 	flag.StringVar(&o.work, "work", "/var/tmp/strata-bench", "scratch directory on the local disk (emptied first)")
 	flag.StringVar(&o.systems, "systems", "", "comma-separated subset of systems (names as in the tables, case-insensitive substrings)")
-	flag.StringVar(&o.only, "workloads", "", "comma-separated subset of workloads: big,small,meta,stat,dataloader,preload,s3")
+	flag.StringVar(&o.only, "workloads", "", "comma-separated subset of workloads: big,small,meta,dataloader,preload,s3")
+	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (dataset copy, caches) at the end")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -69,12 +71,36 @@ func run() int {
 	}
 	defer tb.Close()
 	res, err := suite(ctx, tb, o)
+	tb.Close() // stops every server and daemon (unmounting) before the scratch dir goes
+	if !o.keep {
+		removeScratch(o.work)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
 	fmt.Print(Summary(res))
 	return 0
+}
+
+// removeScratch deletes the scratch directory unless something is still
+// mounted below it (removing through a mount would delete the bucket's
+// objects).
+func removeScratch(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), "mnt-") {
+			unmount(p)
+			if mounted(p) {
+				logf("%s is still mounted; leaving %s in place", p, dir)
+				return
+			}
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		logf("remove %s: %v", dir, err)
+	}
 }
 
 func logf(format string, a ...any) {
