@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/ufs"
@@ -33,12 +34,18 @@ type settings struct {
 	uploadConcurrency int
 	maxKeys           int32
 	maxAttempts       int
+	responseTimeout   time.Duration
 }
 
 // knownOptions lists the option keys of this backend.
 const knownOptions = "s3.endpoint, s3.region, s3.path_style, s3.access_key_id, " +
 	"s3.secret_access_key, s3.session_token, s3.part_size, s3.upload_concurrency, " +
-	"s3.max_keys, s3.max_attempts"
+	"s3.max_keys, s3.max_attempts, s3.response_timeout"
+
+// defResponseTimeout bounds the wait for a response's headers after the
+// request was sent: a server that accepts a connection and never answers
+// fails the request instead of hanging a read forever.
+const defResponseTimeout = 2 * time.Minute
 
 // parseOptions reads and validates the s3.* options, reporting every problem
 // at once. Messages never contain the values of secret options. Keys of other
@@ -49,6 +56,7 @@ func parseOptions(opts ufs.Options) (settings, error) {
 		uploadConcurrency: 4,
 		maxKeys:           maxListKeys,
 		maxAttempts:       3,
+		responseTimeout:   defResponseTimeout,
 	}
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -115,6 +123,14 @@ func parseOptions(opts ufs.Options) (settings, error) {
 	}
 	if n, ok := intOpt("s3.max_attempts", 1, 100); ok {
 		s.maxAttempts = int(n)
+	}
+	if v, ok := opts["s3.response_timeout"]; ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			bad("s3.response_timeout=%q: want a duration from 100ms to 1h, e.g. 2m", v)
+		} else {
+			s.responseTimeout = d
+		}
 	}
 	for k := range opts {
 		if strings.HasPrefix(k, "s3.") && !slices.Contains(strings.Split(knownOptions, ", "), k) {

@@ -18,6 +18,7 @@
 //	s3.upload_concurrency  parts uploaded at once per Put (default 4)
 //	s3.max_keys            keys per list page, 1..1000 (default 1000)
 //	s3.max_attempts        attempts per request, retries included (default 3)
+//	s3.response_timeout    how long to wait for a response's headers (default 2m)
 //
 // Secrets are never logged nor put in errors.
 package s3
@@ -94,6 +95,7 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 	bc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = 256
 		tr.MaxIdleConnsPerHost = 64
+		tr.ResponseHeaderTimeout = set.responseTimeout
 	})
 	lopts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(bc),

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,6 +150,50 @@ func TestUnavailable(t *testing.T) {
 				t.Errorf("OpenRange: %v, want ErrUnavailable", err)
 			}
 		})
+	}
+}
+
+// A server that accepts connections and never answers fails requests after
+// s3.response_timeout with ErrUnavailable, instead of hanging the caller.
+func TestSilentServerTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	f := open(t, "s3://bucket/prefix", ufs.Options{"s3.endpoint": "http://" + l.Addr().String(), "s3.max_attempts": "1",
+		"s3.response_timeout": "500ms", "s3.access_key_id": "k", "s3.secret_access_key": "s"})
+	start := time.Now()
+	_, err = f.OpenRange(t.Context(), "x", 0, 10, ufs.ReadOptions{})
+	if !errors.Is(err, ufs.ErrUnavailable) || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("OpenRange from a silent server: %v, want ErrUnavailable (timed out)", err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("gave up after %s", el)
+	}
+	loc, _ := ufs.ParseURI("s3://bucket/prefix")
+	if _, err := New(t.Context(), loc, ufs.Options{"s3.response_timeout": "forever"}); !errors.Is(err, ufs.ErrInvalidURI) || !strings.Contains(err.Error(), "s3.response_timeout") {
+		t.Errorf("bad s3.response_timeout: %v", err)
 	}
 }
 
