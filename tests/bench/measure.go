@@ -56,26 +56,28 @@ func readSeq(path string, want int64) (float64, error) {
 // onlyReader hides WriterTo so io.CopyBuffer uses the 1 MiB buffer.
 type onlyReader struct{ io.Reader }
 
-// readFiles reads every name below root with readers parallel readers and
-// returns files/s.
-func readFiles(root string, names []string, readers int, size int64) (float64, error) {
+// parallel runs op(i, buf) for i in [0, n) on workers goroutines (each
+// with its own 1 MiB buffer) and returns operations per second. The first
+// error stops the run.
+func parallel(n, workers int, op func(i int, buf []byte) error) (float64, error) {
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range readers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 1<<20)
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(names) {
+				if i >= n {
 					return
 				}
-				if err := readWhole(filepath.Join(root, names[i]), buf, size); err != nil {
+				if err := op(i, buf); err != nil {
 					once.Do(func() { firstErr = err })
+					next.Store(int64(n)) // the others stop too
 					return
 				}
 			}
@@ -86,7 +88,15 @@ func readFiles(root string, names []string, readers int, size int64) (float64, e
 	if firstErr != nil {
 		return 0, firstErr
 	}
-	return float64(len(names)) / el.Seconds(), nil
+	return float64(n) / el.Seconds(), nil
+}
+
+// readFiles reads every name below root with readers parallel readers and
+// returns files/s.
+func readFiles(root string, names []string, readers int, size int64) (float64, error) {
+	return parallel(len(names), readers, func(i int, buf []byte) error {
+		return readWhole(filepath.Join(root, names[i]), buf, size)
+	})
 }
 
 func readWhole(path string, buf []byte, want int64) error {
@@ -115,33 +125,10 @@ func readWhole(path string, buf []byte, want int64) error {
 // statFiles stats every name below root with 4 parallel callers and returns
 // stats/s.
 func statFiles(root string, names []string) (float64, error) {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(names) {
-					return
-				}
-				if _, err := os.Stat(filepath.Join(root, names[i])); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(len(names)) / el.Seconds(), nil
+	return parallel(len(names), 4, func(i int, _ []byte) error {
+		_, err := os.Stat(filepath.Join(root, names[i]))
+		return err
+	})
 }
 
 // lsLong runs coreutils `ls -l` on dir, checks it listed want entries and
@@ -229,34 +216,9 @@ func getObject(ctx context.Context, c *s3.Client, bucket, key string, want int64
 // getObjects GETs ops objects (keys round-robin) with conc parallel clients
 // and returns operations/s.
 func getObjects(ctx context.Context, c *s3.Client, bucket string, keys []string, ops, conc int, size int64) (float64, error) {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= ops {
-					return
-				}
-				if err := getInto(ctx, c, bucket, keys[i%len(keys)], buf, size); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(ops) / el.Seconds(), nil
+	return parallel(ops, conc, func(i int, buf []byte) error {
+		return getInto(ctx, c, bucket, keys[i%len(keys)], buf, size)
+	})
 }
 
 func getInto(ctx context.Context, c *s3.Client, bucket, key string, buf []byte, want int64) error {
