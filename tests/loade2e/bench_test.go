@@ -109,7 +109,7 @@ func benchLoad(b *testing.B, files, size int) {
 			ranges = append(ranges, [3]int64{int64(i), off, 1 << 20})
 		}
 	}
-	c.mount("/b", bucket)
+	c.Mount("/b", bucket)
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
@@ -120,7 +120,7 @@ func benchLoad(b *testing.B, files, size int) {
 
 		cpu0 := cpuTimes(c)
 		start = time.Now()
-		j := parseJob(b, c.mustCLI("load", "/b", "--json"))
+		j := parseJob(b, c.MustCLI("load", "/b", "--json"))
 		cpu1 := cpuTimes(c)
 		for k, v := range cpu1 {
 			b.Logf("CPU time of %s during the load: %.2f s", k, v-cpu0[k])
@@ -130,7 +130,7 @@ func benchLoad(b *testing.B, files, size int) {
 			b.Fatalf("load: %+v", j.Progress)
 		}
 		jobSecs := float64(j.FinishedUnixMs-j.StartedUnixMs) / 1000
-		c.mustCLI("free", "/b")
+		c.MustCLI("free", "/b")
 
 		mb := float64(total) / 1e6
 		b.ReportMetric(mb/getSecs, "get_MB/s")
@@ -158,10 +158,10 @@ func cpuTimes(c *testCluster) map[string]float64 {
 		}
 	}
 	read("minio", minio.Cmd.Process.Pid)
-	for n, p := range c.coords {
+	for n, p := range c.Coords {
 		read(n, p.Cmd.Process.Pid)
 	}
-	for n, p := range c.workers {
+	for n, p := range c.Workers {
 		read(n, p.Cmd.Process.Pid)
 	}
 	return out

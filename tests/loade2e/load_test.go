@@ -51,10 +51,10 @@ func TestLoadThenServeWithTheOriginDown(t *testing.T) {
 	c := startCluster(t, clusterOpts{workers: 3, coords: 1, minio: origin})
 	bucket := origin.NewBucket(t, "outage")
 	ds := upload(t, origin, bucket, mixedSizes(2500))
-	c.mount("/ds", bucket)
+	c.Mount("/ds", bucket)
 
 	start := time.Now()
-	out := c.mustCLI("load", "/ds", "--json")
+	out := c.MustCLI("load", "/ds", "--json")
 	j := parseJob(t, out)
 	t.Logf("loaded %d files, %d bytes in %s (job: %s running, UFS %d bytes)", j.Progress.FilesDone, j.Progress.BytesDone,
 		time.Since(start).Round(time.Millisecond), time.Duration(j.FinishedUnixMs-j.StartedUnixMs)*time.Millisecond, j.Progress.UfsBytes)
@@ -71,12 +71,12 @@ func TestLoadThenServeWithTheOriginDown(t *testing.T) {
 	var found []string
 	var walk func(dir string)
 	walk = func(dir string) {
-		for fi, err := range c.client.List(context.Background(), dir, false) {
+		for fi, err := range c.Client.List(context.Background(), dir, false) {
 			if err != nil {
-				for name, p := range c.coords {
+				for name, p := range c.Coords {
 					t.Logf("%s:\n%s", name, grepLines(p.Tail(1<<24), "WARN", "ERROR"))
 				}
-				for name, p := range c.workers {
+				for name, p := range c.Workers {
 					t.Logf("%s:\n%s", name, grepLines(p.Tail(1<<24), "WARN", "ERROR"))
 				}
 				t.Fatalf("list %s with the origin down: %v", dir, err)
@@ -98,12 +98,12 @@ func TestLoadThenServeWithTheOriginDown(t *testing.T) {
 	if !slices.Equal(found, want) {
 		t.Fatalf("listing with the origin down found %d files, want %d", len(found), len(want))
 	}
-	if err := c.readAll(ds, "/ds"); err != nil {
+	if err := c.ReadAll(ds, "/ds"); err != nil {
 		t.Fatalf("read with the origin down: %v", err)
 	}
 
 	// The CLI, from another process.
-	out = c.mustCLI("fs", "ls", "-R", "/ds")
+	out = c.MustCLI("fs", "ls", "-R", "/ds")
 	for _, k := range []string{"README", "empty", "00007.bin", "02499.bin"} {
 		if !strings.Contains(out, k) {
 			t.Errorf("fs ls -R with the origin down lacks %s", k)
@@ -113,12 +113,12 @@ func TestLoadThenServeWithTheOriginDown(t *testing.T) {
 		t.Errorf("fs ls -R listed %d .bin files, want %d", n, len(ds)-2)
 	}
 	for _, k := range []string{"README", mixedKey(7), mixedKey(203), mixedKey(2483), mixedKey(1000)} {
-		if got := c.mustCLI("fs", "cat", "/ds/"+k); got != string(ds[k]) {
+		if got := c.MustCLI("fs", "cat", "/ds/"+k); got != string(ds[k]) {
 			t.Errorf("fs cat %s with the origin down: %d bytes, want %d", k, len(got), len(ds[k]))
 		}
 	}
 	var stale float64
-	for id := range c.workers {
+	for id := range c.Workers {
 		stale += c.workerMetric(id, "strata_worker_metadata_stale_served_total")
 	}
 	if stale == 0 {
@@ -131,13 +131,13 @@ func TestLoadThenServeWithTheOriginDown(t *testing.T) {
 
 // leaderProcess returns the name of the coordinator process that leads.
 func (c *testCluster) leaderProcess() string {
-	c.t.Helper()
+	c.T.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := c.etcdCli.Get(context.Background(), "/strata/leader/", firstByCreation()...)
+		resp, err := c.EtcdCli.Get(context.Background(), "/strata/leader/", firstByCreation()...)
 		if err == nil && len(resp.Kvs) > 0 {
 			id := string(resp.Kvs[0].Value)
-			for name, p := range c.coords {
+			for name, p := range c.Coords {
 				if !p.Exited() && strings.Contains(p.Tail(1<<20), id) {
 					return name
 				}
@@ -145,7 +145,7 @@ func (c *testCluster) leaderProcess() string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	c.t.Fatal("no leader coordinator")
+	c.T.Fatal("no leader coordinator")
 	return ""
 }
 
@@ -161,12 +161,12 @@ func TestLeaderKilledMidLoad(t *testing.T) {
 		sizes[fmt.Sprintf("d%d/f%03d", i%4, i)] = 256<<10 + i*1031
 	}
 	ds := upload(t, minio, bucket, sizes)
-	c.mount("/f", bucket)
+	c.Mount("/f", bucket)
 	victim := c.leaderProcess()
 
 	// The foreground command follows the job across the leader change. The
 	// cap makes the load last long enough (~8 s) to kill mid-way.
-	cmd := exec.Command(binary, "--etcd-endpoints", c.endpoints(), "--config", c.config, "load", "/f", "--bandwidth", "12MiB/s", "--json")
+	cmd := exec.Command(binary, "--etcd-endpoints", c.Endpoints(), "--config", c.Config, "load", "/f", "--bandwidth", "12MiB/s", "--json")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
@@ -175,7 +175,7 @@ func TestLeaderKilledMidLoad(t *testing.T) {
 	var id string
 	deadline := time.Now().Add(20 * time.Second)
 	for id == "" {
-		resp, _ := c.etcdCli.Get(context.Background(), "/strata/jobs/", firstByCreation()...)
+		resp, _ := c.EtcdCli.Get(context.Background(), "/strata/jobs/", firstByCreation()...)
 		if resp != nil && len(resp.Kvs) > 0 {
 			id = strings.TrimPrefix(string(resp.Kvs[0].Key), "/strata/jobs/")
 		}
@@ -187,7 +187,7 @@ func TestLeaderKilledMidLoad(t *testing.T) {
 	before := c.waitJob(id, 30*time.Second, "a quarter done", func(j *rpcpb.LoadJob) bool {
 		return j.GetProgress().GetFilesDone() >= int64(len(ds))/4
 	})
-	c.coords[victim].Signal(syscall.SIGKILL)
+	c.Coords[victim].Signal(syscall.SIGKILL)
 	t.Logf("killed the leader %s at %d/%d files", victim, before.GetProgress().GetFilesDone(), len(ds))
 
 	done := make(chan error, 1)
@@ -214,7 +214,7 @@ func TestLeaderKilledMidLoad(t *testing.T) {
 	if read < ds.bytes() || float64(read) > float64(ds.bytes())*1.05 {
 		t.Errorf("workers read %d bytes from the UFS, want the dataset's %d (+5%% at most for blocks in flight at the kill)", read, ds.bytes())
 	}
-	if err := c.readAll(ds, "/f"); err != nil {
+	if err := c.ReadAll(ds, "/f"); err != nil {
 		t.Fatal(err)
 	}
 	if again := c.ufsBytes("w0", "w1", "w2"); again != read {
@@ -233,23 +233,23 @@ func TestReplicasServeAfterAWorkerDies(t *testing.T) {
 		sizes[fmt.Sprintf("r/f%02d", i)] = 300<<10 + i*(300<<10) // up to 7.2 MiB: multi-block files
 	}
 	ds := upload(t, minio, bucket, sizes)
-	c.mount("/r", bucket)
-	j := parseJob(t, c.mustCLI("load", "/r", "--replicas", "2", "--json"))
+	c.Mount("/r", bucket)
+	j := parseJob(t, c.MustCLI("load", "/r", "--replicas", "2", "--json"))
 	if j.State != "done" || j.Progress.FilesDone != int64(len(ds)) || j.Progress.UfsBytes != 2*ds.bytes() {
 		t.Fatalf("load with 2 replicas: %+v (want %d UFS bytes: each replica reads its copy)", j.Progress, 2*ds.bytes())
 	}
 	// Every block is on its first two owners.
-	m, _ := c.client.Mounts().ByPath("/r")
-	ring := c.client.View().Members().Ring
+	m, _ := c.Client.Mounts().ByPath("/r")
+	ring := c.Client.View().Members().Ring
 	for k := range ds {
-		fi, err := c.client.Stat(context.Background(), "/r/"+k, false)
+		fi, err := c.Client.Stat(context.Background(), "/r/"+k, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for b := int64(0); b*blockSize < fi.Size; b++ {
 			for _, owner := range ring.Owners(cluster.BlockKey(m.ID, k, b), 2) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				pr, err := c.workerClient(owner).Present(ctx, &rpcpb.PresentRequest{MountId: m.ID, Path: k,
+				pr, err := c.WorkerClient(owner).Present(ctx, &rpcpb.PresentRequest{MountId: m.ID, Path: k,
 					Info: rpcpb.FromFileInfo(fi.UFS(k)), Blocks: []int64{b}})
 				cancel()
 				if err != nil || len(pr.GetPresent()) != 1 {
@@ -260,21 +260,21 @@ func TestReplicasServeAfterAWorkerDies(t *testing.T) {
 	}
 	before := map[string]int64{}
 	for _, id := range []string{"w0", "w2"} {
-		before[id] = c.workerStats(id).GetUfsBytes()
+		before[id] = c.WorkerStats(id).GetUfsBytes()
 	}
-	c.workers["w1"].Signal(syscall.SIGKILL)
+	c.Workers["w1"].Signal(syscall.SIGKILL)
 	// Reads right away (w1 still in the ring: the client falls back to the
 	// second owner) and after its lease expired (the ring moved w1's blocks
 	// to their second owners).
-	if err := c.readAll(ds, "/r"); err != nil {
+	if err := c.ReadAll(ds, "/r"); err != nil {
 		t.Fatalf("read right after the kill: %v", err)
 	}
-	c.waitRing(2)
-	if err := c.readAll(ds, "/r"); err != nil {
+	c.WaitRing(2)
+	if err := c.ReadAll(ds, "/r"); err != nil {
 		t.Fatalf("read after w1 left the ring: %v", err)
 	}
 	for id, n := range before {
-		if after := c.workerStats(id).GetUfsBytes(); after != n {
+		if after := c.WorkerStats(id).GetUfsBytes(); after != n {
 			t.Errorf("%s read %d bytes from the UFS after w1 died; the replicas should have served everything", id, after-n)
 		}
 	}
@@ -291,8 +291,8 @@ func TestVerifyLoadsWhatIsMissing(t *testing.T) {
 		sizes[fmt.Sprintf("v/f%02d", i)] = 1 << 20
 	}
 	ds := upload(t, minio, bucket, sizes)
-	c.mount("/v", bucket)
-	out, errOut, code := c.run("load", "/v", "--verify", "--bandwidth", "40MiB/s", "--json")
+	c.Mount("/v", bucket)
+	out, errOut, code := c.Run("load", "/v", "--verify", "--bandwidth", "40MiB/s", "--json")
 	j := parseJob(t, out)
 	if code != 0 || j.State != "done" || j.Phase != "verify" || j.Progress.FilesDone != int64(len(ds)) ||
 		j.Progress.VerifyFiles != int64(len(ds)) || j.Progress.VerifyMissingBlocks == 0 || j.Progress.VerifyFailed != 0 {
@@ -320,110 +320,110 @@ func TestLoadCommands(t *testing.T) {
 	}
 	sizes["tmp/junk.jpg"] = 5 << 20
 	ds := upload(t, minio, bucket, sizes)
-	c.mount("/c", bucket)
+	c.Mount("/c", bucket)
 
 	t.Run("bad input", func(t *testing.T) {
-		c.t = t
-		c.fails("no mount", "load", "/elsewhere/data")
-		c.fails("not found", "load", "/c/no-such-dir")
-		c.fails("not a valid glob", "load", "/c", "--include", "[a-")
-		c.fails("--bandwidth", "load", "/c", "--bandwidth", "fast")
-		c.fails("--replicas", "load", "/c", "--replicas", "0")
-		c.fails("no load job", "load", "stop", "ld-0000000000")
-		c.fails("no load job", "load", "status", "ld-0000000000")
-		c.fails("no mount", "free", "/elsewhere")
-		c.fails("no mount", "fs", "pin", "/elsewhere")
-		c.fails("not pinned", "fs", "unpin", "/c/img")
+		c.T = t
+		c.Fails("no mount", "load", "/elsewhere/data")
+		c.Fails("not found", "load", "/c/no-such-dir")
+		c.Fails("not a valid glob", "load", "/c", "--include", "[a-")
+		c.Fails("--bandwidth", "load", "/c", "--bandwidth", "fast")
+		c.Fails("--replicas", "load", "/c", "--replicas", "0")
+		c.Fails("no load job", "load", "stop", "ld-0000000000")
+		c.Fails("no load job", "load", "status", "ld-0000000000")
+		c.Fails("no mount", "free", "/elsewhere")
+		c.Fails("no mount", "fs", "pin", "/elsewhere")
+		c.Fails("not pinned", "fs", "unpin", "/c/img")
 	})
 
 	t.Run("metadata only, include and exclude", func(t *testing.T) {
-		c.t = t
+		c.T = t
 		before := c.ufsBytes("w0", "w1")
-		j := parseJob(t, c.mustCLI("load", "/c", "--metadata-only", "--json"))
+		j := parseJob(t, c.MustCLI("load", "/c", "--metadata-only", "--json"))
 		if j.State != "done" || j.Progress.FilesDone != int64(len(ds)) || j.Progress.BytesDone != 0 || j.Progress.UfsBytes != 0 {
 			t.Errorf("--metadata-only: %+v", j.Progress)
 		}
 		if after := c.ufsBytes("w0", "w1"); after != before {
 			t.Errorf("--metadata-only read %d bytes of data", after-before)
 		}
-		j = parseJob(t, c.mustCLI("load", "/c", "--include", "*.jpg", "--exclude", "tmp", "--json"))
+		j = parseJob(t, c.MustCLI("load", "/c", "--include", "*.jpg", "--exclude", "tmp", "--json"))
 		if j.Progress.FilesDone != 30 || j.Progress.FilesSkipped != 30 || j.Progress.FilesListed != 60 || j.Progress.BytesDone != 30*(200<<10)+435 {
 			t.Errorf("--include '*.jpg' --exclude tmp: %+v", j.Progress)
 		}
 	})
 
 	t.Run("free and pins", func(t *testing.T) {
-		c.t = t
-		c.mustCLI("load", "/c/img", "-q")
-		out := c.mustCLI("fs", "pin", "/c/img")
+		c.T = t
+		c.MustCLI("load", "/c/img", "-q")
+		out := c.MustCLI("fs", "pin", "/c/img")
 		if !strings.Contains(out, "pinned /c/img until unpinned") {
 			t.Errorf("pin said %q", out)
 		}
-		if out := c.mustCLI("fs", "pins"); !strings.Contains(out, "/c/img") {
+		if out := c.MustCLI("fs", "pins"); !strings.Contains(out, "/c/img") {
 			t.Errorf("pins:\n%s", out)
 		}
 		c.waitWorkersLog(`msg=pinned `, 1)
-		if out := c.mustCLI("free", "/c"); !strings.Contains(out, "kept 60 pinned files") || !strings.Contains(out, "freed 0 files") {
+		if out := c.MustCLI("free", "/c"); !strings.Contains(out, "kept 60 pinned files") || !strings.Contains(out, "freed 0 files") {
 			t.Errorf("free of a pinned path said:\n%s", out)
 		}
-		c.mustCLI("fs", "unpin", "/c/img")
+		c.MustCLI("fs", "unpin", "/c/img")
 		c.waitWorkersLog(`msg=unpinned `, 1)
-		if out := c.mustCLI("free", "/c"); !strings.Contains(out, "freed 60 files") {
+		if out := c.MustCLI("free", "/c"); !strings.Contains(out, "freed 60 files") {
 			t.Errorf("free after unpin said:\n%s", out)
 		}
 		for _, id := range []string{"w0", "w1"} {
-			if st := c.workerStats(id); st.GetTiers()[0].GetUsedBytes() != 0 {
+			if st := c.WorkerStats(id); st.GetTiers()[0].GetUsedBytes() != 0 {
 				t.Errorf("%s still holds %d bytes after free", id, st.GetTiers()[0].GetUsedBytes())
 			}
 		}
 		// A pin with a TTL lapses by itself (etcd lease and tier expiry).
-		c.mustCLI("load", "/c/img", "-q")
-		if out := c.mustCLI("fs", "pin", "/c/img", "--ttl", "4s"); !strings.Contains(out, "until 20") {
+		c.MustCLI("load", "/c/img", "-q")
+		if out := c.MustCLI("fs", "pin", "/c/img", "--ttl", "4s"); !strings.Contains(out, "until 20") {
 			t.Errorf("pin --ttl said %q", out)
 		}
 		c.waitWorkersLog(`msg=pinned `, 2)
-		if out := c.mustCLI("free", "/c/img/00.jpg"); !strings.Contains(out, "kept 1 pinned") {
+		if out := c.MustCLI("free", "/c/img/00.jpg"); !strings.Contains(out, "kept 1 pinned") {
 			t.Errorf("free under a TTL pin said:\n%s", out)
 		}
-		waitFor(t, "the TTL pin lapsed", func() bool { return strings.Contains(c.mustCLI("free", "/c/img"), "freed 60 files") })
-		if out := c.mustCLI("fs", "pins"); strings.Contains(out, "/c/img") {
+		waitFor(t, "the TTL pin lapsed", func() bool { return strings.Contains(c.MustCLI("free", "/c/img"), "freed 60 files") })
+		if out := c.MustCLI("fs", "pins"); strings.Contains(out, "/c/img") {
 			t.Errorf("a lapsed pin is still listed:\n%s", out)
 		}
 	})
 
 	t.Run("detach, status, list, stop", func(t *testing.T) {
-		c.t = t
-		id := strings.TrimSpace(c.mustCLI("load", "/c", "--bandwidth", "1MiB/s", "--detach"))
+		c.T = t
+		id := strings.TrimSpace(c.MustCLI("load", "/c", "--bandwidth", "1MiB/s", "--detach"))
 		if !strings.HasPrefix(id, "ld-") {
 			t.Fatalf("--detach printed %q", id)
 		}
 		c.waitJob(id, 20*time.Second, "running", func(j *rpcpb.LoadJob) bool { return j.GetState() == "running" })
-		if out := c.mustCLI("load", "status", id); !strings.Contains(out, "running") || !strings.Contains(out, "progress:") {
+		if out := c.MustCLI("load", "status", id); !strings.Contains(out, "running") || !strings.Contains(out, "progress:") {
 			t.Errorf("load status of a running job:\n%s", out)
 		}
-		if out := c.mustCLI("load", "list"); !strings.Contains(out, id) || !strings.Contains(out, "running") {
+		if out := c.MustCLI("load", "list"); !strings.Contains(out, id) || !strings.Contains(out, "running") {
 			t.Errorf("load list:\n%s", out)
 		}
-		if out := c.mustCLI("load", "stop", id); !strings.Contains(out, "stopping") {
+		if out := c.MustCLI("load", "stop", id); !strings.Contains(out, "stopping") {
 			t.Errorf("load stop said %q", out)
 		}
 		j := c.waitJob(id, 20*time.Second, "stopped", finished)
 		if j.GetState() != "stopped" || j.GetProgress().GetFilesDone() >= int64(len(ds)) {
 			t.Errorf("stopped job: %v", j)
 		}
-		st := parseJob(t, c.mustCLI("load", "status", id, "--json"))
+		st := parseJob(t, c.MustCLI("load", "status", id, "--json"))
 		if st.State != "stopped" {
 			t.Errorf("status --json of the stopped job: %+v", st)
 		}
-		if out := c.mustCLI("load", "stop", id); !strings.Contains(out, "already ended") {
+		if out := c.MustCLI("load", "stop", id); !strings.Contains(out, "already ended") {
 			t.Errorf("stop of a stopped job said %q", out)
 		}
-		if _, _, code := c.run("load", "/c/img/00.txt", "-q"); code != 0 {
+		if _, _, code := c.Run("load", "/c/img/00.txt", "-q"); code != 0 {
 			t.Error("load of a single file failed")
 		}
 
 		// Ctrl-C in the foreground detaches: the job keeps running.
-		cmd := exec.Command(binary, "--etcd-endpoints", c.endpoints(), "--config", c.config, "load", "/c", "--bandwidth", "1MiB/s")
+		cmd := exec.Command(binary, "--etcd-endpoints", c.Endpoints(), "--config", c.Config, "load", "/c", "--bandwidth", "1MiB/s")
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
@@ -431,7 +431,7 @@ func TestLoadCommands(t *testing.T) {
 		}
 		var fg *rpcpb.LoadJob
 		waitFor(t, "a foreground job running", func() bool {
-			resp, err := c.etcdCli.Get(context.Background(), "/strata/jobs/", clientv3.WithPrefix())
+			resp, err := c.EtcdCli.Get(context.Background(), "/strata/jobs/", clientv3.WithPrefix())
 			if err != nil {
 				return false
 			}
@@ -455,16 +455,16 @@ func TestLoadCommands(t *testing.T) {
 		if j := c.job(fg.GetId()); j.GetState() != "running" {
 			t.Errorf("after Ctrl-C the job is %s, want still running", j.GetState())
 		}
-		c.mustCLI("load", "stop", fg.GetId())
+		c.MustCLI("load", "stop", fg.GetId())
 		c.waitJob(fg.GetId(), 20*time.Second, "stopped", finished)
 	})
 
 	t.Run("files deleted mid-load", func(t *testing.T) {
-		c.t = t
-		c.mustCLI("free", "/c")
+		c.T = t
+		c.MustCLI("free", "/c")
 		// 1 MiB/s over 6 MiB: the files are listed at once, and their
 		// tasks wait their turn long enough to delete three of them.
-		id := strings.TrimSpace(c.mustCLI("load", "/c/img", "--bandwidth", "1MiB/s", "--detach"))
+		id := strings.TrimSpace(c.MustCLI("load", "/c/img", "--bandwidth", "1MiB/s", "--detach"))
 		c.waitJob(id, 20*time.Second, "listed", func(j *rpcpb.LoadJob) bool { return j.GetProgress().GetFilesListed() == 60 })
 		gone := []string{"img/27.jpg", "img/28.jpg", "img/29.jpg"}
 		for _, k := range gone {
@@ -482,19 +482,19 @@ func TestLoadCommands(t *testing.T) {
 				t.Errorf("failure %d: %s: %s", i, f.GetPath(), f.GetReason())
 			}
 		}
-		out, _, code := c.run("load", "status", id)
+		out, _, code := c.Run("load", "status", id)
 		if code != 0 || !strings.Contains(out, "failures (3)") || !strings.Contains(out, "/c/img/28.jpg: deleted from the UFS") {
 			t.Errorf("load status of the job with failures:\n%s", out)
 		}
 		// A foreground load of a set with failures exits non-zero and says why.
-		out, errOut, code := c.run("load", "/c/img/29.jpg")
+		out, errOut, code := c.Run("load", "/c/img/29.jpg")
 		if code == 0 || !strings.Contains(out+errOut, "not found") {
 			t.Errorf("load of a deleted file: exit %d\n%s%s", code, out, errOut)
 		}
 	})
 
 	t.Run("permission denied", func(t *testing.T) {
-		c.t = t
+		c.T = t
 		// Credentials that may list the bucket and read everything but two
 		// objects: the load lists the images (30, or 27 after the subtest
 		// above deleted three) and fails those two.
@@ -504,9 +504,9 @@ func TestLoadCommands(t *testing.T) {
 			{"Effect":"Deny","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%[1]s/%[2]s","arn:aws:s3:::%[1]s/%[3]s"]}]}`,
 			bucket, denied[0], denied[1])
 		key, secret, token := minio.SessionCredentials(t, policy)
-		c.mustCLI("fs", "mount", "/p", "s3://"+bucket, "--option", "s3.endpoint="+minio.Endpoint,
+		c.MustCLI("fs", "mount", "/p", "s3://"+bucket, "--option", "s3.endpoint="+minio.Endpoint,
 			"--option", "s3.access_key_id="+key, "--option", "s3.secret_access_key="+secret, "--option", "s3.session_token="+token)
-		out, errOut, code := c.run("load", "/p/img", "--include", "*.jpg", "--json")
+		out, errOut, code := c.Run("load", "/p/img", "--include", "*.jpg", "--json")
 		if code == 0 {
 			t.Fatalf("load with two unreadable files exited 0:\n%s%s", out, errOut)
 		}
@@ -532,7 +532,7 @@ func TestLoadCommands(t *testing.T) {
 			if slices.Contains(denied, name) {
 				continue
 			}
-			got, errOut, code := c.run("fs", "cat", "/p/"+name)
+			got, errOut, code := c.Run("fs", "cat", "/p/"+name)
 			if code != 0 && strings.Contains(errOut, "not found") {
 				continue // deleted by the subtest above
 			}
@@ -540,11 +540,11 @@ func TestLoadCommands(t *testing.T) {
 				t.Errorf("%s: %d bytes after the load, want its %d bytes", name, len(got), len(ds[name]))
 			}
 		}
-		c.mustCLI("fs", "unmount", "/p")
+		c.MustCLI("fs", "unmount", "/p")
 	})
 
 	t.Run("bandwidth cap", func(t *testing.T) {
-		c.t = t
+		c.T = t
 		bucket2 := minio.NewBucket(t, "bandwidth")
 		const capBps = 6 << 20
 		sizes := map[string]int{}
@@ -552,8 +552,8 @@ func TestLoadCommands(t *testing.T) {
 			sizes[fmt.Sprintf("b/%02d", i)] = 2 << 20 // 120 MiB: 20 s at the cap
 		}
 		ds := upload(t, minio, bucket2, sizes)
-		c.mount("/bw", bucket2)
-		j := parseJob(t, c.mustCLI("load", "/bw", "--bandwidth", "6MiB/s", "--json"))
+		c.Mount("/bw", bucket2)
+		j := parseJob(t, c.MustCLI("load", "/bw", "--bandwidth", "6MiB/s", "--json"))
 		secs := float64(j.FinishedUnixMs-j.StartedUnixMs) / 1000
 		rate := float64(j.Progress.UfsBytes) / secs
 		t.Logf("--bandwidth 6MiB/s: %d bytes from the UFS in %.1f s = %.2f MiB/s (%.1f%% of the cap)", j.Progress.UfsBytes, secs,
