@@ -41,7 +41,9 @@ func (c *Client) statUFS(ctx context.Context, m namespace.Mount, rel string, syn
 	for _, w := range c.owners(cluster.StatKey(m.ID, rel), 1) {
 		if c.local != nil && w.ID == c.local.ID() {
 			// The owner runs in this process: no RPC.
-			fi, err := c.local.Stat(ctx, m.ID, rel, sync)
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout.D())
+			fi, err := c.local.Stat(rctx, m.ID, rel, sync)
+			cancel()
 			if err == nil || !retriable(err) {
 				return fi, err
 			}
