@@ -54,7 +54,9 @@ mount. Credentials are stored in etcd and never printed.
 
 Options per scheme (--option KEY=VALUE, repeatable):
   s3:     s3.endpoint, s3.region, s3.path_style, s3.access_key_id,
-          s3.secret_access_key, s3.session_token, s3.part_size
+          s3.secret_access_key, s3.session_token, s3.part_size,
+          s3.upload_concurrency, s3.max_keys, s3.max_attempts,
+          s3.response_timeout (wait for a response's headers; default 2m)
   gs:     gcs.endpoint, gcs.credentials_file, gcs.project
   azblob: azblob.account_name, azblob.account_key, azblob.connection_string, azblob.endpoint
   file:   none`,
