@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"github.com/stratafs/strata/tests/harness"
 	"io"
 	"net"
 	"net/http"
@@ -25,8 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stratafs/strata/conf"
@@ -40,28 +39,6 @@ func randData(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// apiCode returns the S3 error code and HTTP status of an SDK error.
-func apiCode(err error) (string, int) {
-	code, status := "", 0
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
-
-func wantCode(t *testing.T, what string, err error, code string, status int) {
-	t.Helper()
-	c, s := apiCode(err)
-	if (code != "" && c != code) || s != status {
-		t.Errorf("%s: error %q (HTTP %d), want %q (HTTP %d): %v", what, c, s, code, status, err)
-	}
 }
 
 // raw sends a request signed with aws-sdk-go-v2's signer.
@@ -171,18 +148,18 @@ func TestObjectReadWrite(t *testing.T) {
 		}
 	}
 	_, _, err = get(t, cl, "data", "x/big.bin", func(in *s3.GetObjectInput) { in.Range = aws.String("bytes=99999999-") })
-	wantCode(t, "range past the end", err, "InvalidRange", 416)
+	harness.WantS3Error(t, "range past the end", err, "InvalidRange", 416)
 
 	// Conditional GETs.
 	lm := head.LastModified
 	_, _, err = get(t, cl, "data", "x/small.txt", func(in *s3.GetObjectInput) { in.IfNoneMatch = aws.String(etag) })
-	wantCode(t, "If-None-Match with the ETag", err, "", 304)
+	harness.WantS3Error(t, "If-None-Match with the ETag", err, "", 304)
 	_, _, err = get(t, cl, "data", "x/small.txt", func(in *s3.GetObjectInput) { in.IfMatch = aws.String(`"other"`) })
-	wantCode(t, "If-Match with another ETag", err, "PreconditionFailed", 412)
+	harness.WantS3Error(t, "If-Match with another ETag", err, "PreconditionFailed", 412)
 	_, _, err = get(t, cl, "data", "x/small.txt", func(in *s3.GetObjectInput) { in.IfModifiedSince = aws.Time(lm.Add(time.Hour)) })
-	wantCode(t, "If-Modified-Since later", err, "", 304)
+	harness.WantS3Error(t, "If-Modified-Since later", err, "", 304)
 	_, _, err = get(t, cl, "data", "x/small.txt", func(in *s3.GetObjectInput) { in.IfUnmodifiedSince = aws.Time(lm.Add(-time.Hour)) })
-	wantCode(t, "If-Unmodified-Since earlier", err, "PreconditionFailed", 412)
+	harness.WantS3Error(t, "If-Unmodified-Since earlier", err, "PreconditionFailed", 412)
 	if got, _, err := get(t, cl, "data", "x/small.txt", func(in *s3.GetObjectInput) {
 		in.IfMatch, in.IfModifiedSince = aws.String(etag), aws.Time(lm.Add(-time.Hour))
 	}); err != nil || !bytes.Equal(got, small) {
@@ -191,17 +168,17 @@ func TestObjectReadWrite(t *testing.T) {
 
 	// Missing things.
 	_, _, err = get(t, cl, "data", "x/nope")
-	wantCode(t, "missing key", err, "NoSuchKey", 404)
+	harness.WantS3Error(t, "missing key", err, "NoSuchKey", 404)
 	_, _, err = get(t, cl, "data", "x")
-	wantCode(t, "a directory", err, "NoSuchKey", 404)
+	harness.WantS3Error(t, "a directory", err, "NoSuchKey", 404)
 	_, _, err = get(t, cl, "data", "a//b")
-	wantCode(t, "a key that cannot be a path", err, "NoSuchKey", 404)
+	harness.WantS3Error(t, "a key that cannot be a path", err, "NoSuchKey", 404)
 	_, _, err = get(t, cl, "nobucket", "x")
-	wantCode(t, "missing bucket", err, "NoSuchBucket", 404)
+	harness.WantS3Error(t, "missing bucket", err, "NoSuchBucket", 404)
 	_, err = cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("data"), Key: aws.String("x/nope")})
-	wantCode(t, "HEAD of a missing key", err, "", 404)
+	harness.WantS3Error(t, "HEAD of a missing key", err, "", 404)
 	_, err = cl.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("nobucket")})
-	wantCode(t, "HEAD of a missing bucket", err, "", 404)
+	harness.WantS3Error(t, "HEAD of a missing bucket", err, "", 404)
 	if _, err := cl.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("data")}); err != nil {
 		t.Errorf("HeadBucket: %v", err)
 	}
@@ -232,7 +209,7 @@ func TestObjectReadWrite(t *testing.T) {
 		t.Errorf("GET newdir/: %v", err)
 	}
 	_, err = cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("data"), Key: aws.String("x"), Body: bytes.NewReader(small)})
-	wantCode(t, "PUT over a directory", err, "XStrataPathConflict", 409)
+	harness.WantS3Error(t, "PUT over a directory", err, "XStrataPathConflict", 409)
 
 	// Copies.
 	cp, err := cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String("y/copy.bin"), CopySource: aws.String("data/x/big.bin")})
@@ -243,15 +220,15 @@ func TestObjectReadWrite(t *testing.T) {
 		t.Errorf("copy differs: %v", err)
 	}
 	_, err = cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String("x/small.txt"), CopySource: aws.String("data/x/small.txt")})
-	wantCode(t, "copy onto itself", err, "InvalidRequest", 400)
+	harness.WantS3Error(t, "copy onto itself", err, "InvalidRequest", 400)
 	if _, err := cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String("x/small.txt"), CopySource: aws.String("data/x/small.txt"),
 		MetadataDirective: types.MetadataDirectiveReplace}); err != nil {
 		t.Errorf("copy onto itself with REPLACE: %v", err)
 	}
 	_, err = cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String("y/c2"), CopySource: aws.String("data/x/small.txt"), CopySourceIfMatch: aws.String(`"nope"`)})
-	wantCode(t, "copy-source-if-match", err, "PreconditionFailed", 412)
+	harness.WantS3Error(t, "copy-source-if-match", err, "PreconditionFailed", 412)
 	_, err = cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String("y/c2"), CopySource: aws.String("data/x/none")})
-	wantCode(t, "copy of a missing key", err, "NoSuchKey", 404)
+	harness.WantS3Error(t, "copy of a missing key", err, "NoSuchKey", 404)
 
 	// Deletes.
 	if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("data"), Key: aws.String("y/copy.bin")}); err != nil {
@@ -357,11 +334,11 @@ func TestMultipartUpload(t *testing.T) {
 		t.Fatalf("ListMultipartUploads: %+v %v", lu, err)
 	}
 	_, err = complete("mp/obj.bin", id, cp(2, e2), cp(1, e1), cp(3, e3))
-	wantCode(t, "parts out of order", err, "InvalidPartOrder", 400)
+	harness.WantS3Error(t, "parts out of order", err, "InvalidPartOrder", 400)
 	_, err = complete("mp/obj.bin", id, cp(1, e1), cp(2, e3), cp(3, e3))
-	wantCode(t, "wrong part ETag", err, "InvalidPart", 400)
+	harness.WantS3Error(t, "wrong part ETag", err, "InvalidPart", 400)
 	_, err = complete("mp/obj.bin", id, cp(1, e1), cp(2, e2), cp(4, e3))
-	wantCode(t, "missing part", err, "InvalidPart", 400)
+	harness.WantS3Error(t, "missing part", err, "InvalidPart", 400)
 	if _, err := os.Stat(filepath.Join(e.dir, "mp/obj.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed completion left an object: %v", err)
 	}
@@ -376,7 +353,7 @@ func TestMultipartUpload(t *testing.T) {
 		t.Fatalf("completed object differs: %v", err)
 	}
 	_, err = complete("mp/obj.bin", id, cp(1, e1))
-	wantCode(t, "completing twice", err, "NoSuchUpload", 404)
+	harness.WantS3Error(t, "completing twice", err, "NoSuchUpload", 404)
 	if ents, _ := os.ReadDir(e.srv.mp.dir); len(ents) != 0 {
 		t.Errorf("staging dir not cleaned: %d entries", len(ents))
 	}
@@ -386,14 +363,14 @@ func TestMultipartUpload(t *testing.T) {
 	s1 := upload("mp/small", id, 1, data[:1000])
 	s2 := upload("mp/small", id, 2, data[:1000])
 	_, err = complete("mp/small", id, cp(1, s1), cp(2, s2))
-	wantCode(t, "small part", err, "EntityTooSmall", 400)
+	harness.WantS3Error(t, "small part", err, "EntityTooSmall", 400)
 	if _, err := cl.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String("data"), Key: aws.String("mp/small"), UploadId: aws.String(id)}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = cl.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("data"), Key: aws.String("mp/small"), UploadId: aws.String(id), PartNumber: aws.Int32(1), Body: bytes.NewReader(data[:10])})
-	wantCode(t, "part of an aborted upload", err, "NoSuchUpload", 404)
+	harness.WantS3Error(t, "part of an aborted upload", err, "NoSuchUpload", 404)
 	_, err = cl.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("data"), Key: aws.String("mp/small"), UploadId: aws.String("../../etc"), PartNumber: aws.Int32(1), Body: bytes.NewReader(data[:10])})
-	wantCode(t, "a forged upload id", err, "NoSuchUpload", 404)
+	harness.WantS3Error(t, "a forged upload id", err, "NoSuchUpload", 404)
 
 	// UploadPartCopy from a range of an object, and a completion slow enough
 	// for the keepalive (whitespace, then the result in the 200 body).
@@ -416,7 +393,7 @@ func TestMultipartUpload(t *testing.T) {
 	id = create("mp")
 	p1 := upload("mp", id, 1, data[:7])
 	_, err = complete("mp", id, cp(1, p1))
-	if c, _ := apiCode(err); c != "XStrataPathConflict" {
+	if c, _ := harness.S3ErrorCode(err); c != "XStrataPathConflict" {
 		t.Errorf("completion onto a directory: %v", err)
 	}
 }
@@ -477,9 +454,9 @@ func TestReadOnlyMountAndRootMount(t *testing.T) {
 		t.Fatalf("read through a virtual bucket: %v", err)
 	}
 	_, err := cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("ro"), Key: aws.String("inner/g"), Body: bytes.NewReader([]byte("x"))})
-	wantCode(t, "write to a read-only mount", err, "AccessDenied", 403)
+	harness.WantS3Error(t, "write to a read-only mount", err, "AccessDenied", 403)
 	_, err = cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("ro"), Key: aws.String("g"), Body: bytes.NewReader([]byte("x"))})
-	wantCode(t, "write outside any mount", err, "NotImplemented", 501)
+	harness.WantS3Error(t, "write outside any mount", err, "NotImplemented", 501)
 	lb, err := cl.ListBuckets(context.Background(), &s3.ListBucketsInput{})
 	if err != nil || len(lb.Buckets) != 2 || aws.ToString(lb.Buckets[0].Name) != "data" || aws.ToString(lb.Buckets[1].Name) != "ro" {
 		t.Errorf("ListBuckets: %+v %v", lb, err)

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/xml"
+	"github.com/stratafs/strata/tests/harness"
 	"io"
 	"net/http"
 	"net/url"
@@ -42,11 +43,11 @@ func TestAuthAndErrors(t *testing.T) {
 	}
 	with := func(id, secret string) *s3.Client { return st.sdkAs(t, false, id, secret) }
 	_, err := with(keyID, "not-the-secret-at-all").GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("e/obj")})
-	wantCode(t, "bad signature", err, "SignatureDoesNotMatch", 403)
+	harness.WantS3Error(t, "bad signature", err, "SignatureDoesNotMatch", 403)
 	_, err = with("UNKNOWNKEY", keySecret).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("data")})
-	wantCode(t, "unknown key", err, "InvalidAccessKeyId", 403)
+	harness.WantS3Error(t, "unknown key", err, "InvalidAccessKeyId", 403)
 	_, err = with(keyID, "not-the-secret-at-all").PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("data"), Key: aws.String("e/forged"), Body: strings.NewReader("x")})
-	wantCode(t, "PUT with a bad signature", err, "SignatureDoesNotMatch", 403)
+	harness.WantS3Error(t, "PUT with a bad signature", err, "SignatureDoesNotMatch", 403)
 	if _, err := minioGet(t, st.dataBucket, "e/forged"); err == nil {
 		t.Error("a PUT with a bad signature wrote to MinIO")
 	}
@@ -102,13 +103,13 @@ func TestAuthAndErrors(t *testing.T) {
 
 	// Not-found and range errors.
 	_, err = good.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("nosuchbucket"), Key: aws.String("k")})
-	wantCode(t, "missing bucket", err, "NoSuchBucket", 404)
+	harness.WantS3Error(t, "missing bucket", err, "NoSuchBucket", 404)
 	_, err = good.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("nosuchbucket")})
-	wantCode(t, "list of a missing bucket", err, "NoSuchBucket", 404)
+	harness.WantS3Error(t, "list of a missing bucket", err, "NoSuchBucket", 404)
 	_, err = good.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("e/none")})
-	wantCode(t, "missing key", err, "NoSuchKey", 404)
+	harness.WantS3Error(t, "missing key", err, "NoSuchKey", 404)
 	_, err = good.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("e/obj"), Range: aws.String("bytes=10-")})
-	wantCode(t, "range at the end", err, "InvalidRange", 416)
+	harness.WantS3Error(t, "range at the end", err, "InvalidRange", 416)
 
 	// A Content-MD5 that does not match a 20 MiB body (more than one UFS
 	// part: the multipart upload to MinIO is aborted).
@@ -116,12 +117,12 @@ func TestAuthAndErrors(t *testing.T) {
 	other := md5.Sum([]byte("something else"))
 	_, err = good.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("data"), Key: aws.String("e/bad-digest"), Body: bytes.NewReader(body),
 		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(other[:]))})
-	wantCode(t, "Content-MD5 mismatch", err, "BadDigest", 400)
+	harness.WantS3Error(t, "Content-MD5 mismatch", err, "BadDigest", 400)
 	if _, err := minioGet(t, st.dataBucket, "e/bad-digest"); err == nil {
 		t.Error("the object with a bad Content-MD5 is visible in MinIO")
 	}
 	_, err = good.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("data"), Key: aws.String("e/bad-digest")})
-	wantCode(t, "HEAD of the object with a bad Content-MD5", err, "", 404)
+	harness.WantS3Error(t, "HEAD of the object with a bad Content-MD5", err, "", 404)
 	ups, err := minio.S3Client(t).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(st.dataBucket)})
 	if err != nil || len(ups.Uploads) != 0 {
 		t.Errorf("multipart uploads left in MinIO: %+v %v", ups, err)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
+	"github.com/stratafs/strata/tests/harness"
 	"io"
 	"slices"
 	"strings"
@@ -15,8 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 func randBytes(t testing.TB, n int) []byte {
@@ -26,27 +24,6 @@ func randBytes(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func apiCode(err error) (string, int) {
-	code, status := "", 0
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
-	}
-	return code, status
-}
-
-func wantCode(t *testing.T, what string, err error, code string, status int) {
-	t.Helper()
-	c, s := apiCode(err)
-	if (code != "" && c != code) || s != status {
-		t.Errorf("%s: error %q (HTTP %d), want %q (HTTP %d): %v", what, c, s, code, status, err)
-	}
 }
 
 func getBytes(t *testing.T, cl *s3.Client, in *s3.GetObjectInput) ([]byte, *s3.GetObjectOutput, error) {
@@ -150,17 +127,17 @@ func sdkSuite(t *testing.T, st *strata, cl *s3.Client, prefix string) {
 		}
 	}
 	_, _, err = getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), Range: aws.String("bytes=4000000-")})
-	wantCode(t, "range past the end", err, "InvalidRange", 416)
+	harness.WantS3Error(t, "range past the end", err, "InvalidRange", 416)
 	// Conditional GETs.
 	etag, lm := aws.ToString(head.ETag), aws.ToTime(head.LastModified)
 	_, _, err = getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), IfNoneMatch: aws.String(etag)})
-	wantCode(t, "If-None-Match", err, "", 304)
+	harness.WantS3Error(t, "If-None-Match", err, "", 304)
 	_, _, err = getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), IfMatch: aws.String(`"0123"`)})
-	wantCode(t, "If-Match", err, "PreconditionFailed", 412)
+	harness.WantS3Error(t, "If-Match", err, "PreconditionFailed", 412)
 	_, _, err = getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), IfModifiedSince: aws.Time(lm)})
-	wantCode(t, "If-Modified-Since", err, "", 304)
+	harness.WantS3Error(t, "If-Modified-Since", err, "", 304)
 	_, _, err = getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), IfUnmodifiedSince: aws.Time(lm.Add(-time.Minute))})
-	wantCode(t, "If-Unmodified-Since", err, "PreconditionFailed", 412)
+	harness.WantS3Error(t, "If-Unmodified-Since", err, "PreconditionFailed", 412)
 	if got, _, err := getBytes(t, cl, &s3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String(key), IfMatch: aws.String(etag), Range: aws.String("bytes=5-6")}); err != nil || !bytes.Equal(got, data[5:7]) {
 		t.Errorf("If-Match with a range: %v", err)
 	}
@@ -216,7 +193,7 @@ func sdkSuite(t *testing.T, st *strata, cl *s3.Client, prefix string) {
 	}
 	_, err = cl.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("data"), Key: aws.String(prefix + "/aborted"), UploadId: cr2.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts[:1]}})
-	wantCode(t, "complete an aborted upload", err, "NoSuchUpload", 404)
+	harness.WantS3Error(t, "complete an aborted upload", err, "NoSuchUpload", 404)
 
 	// CopyObject, and DeleteObjects.
 	if _, err := cl.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("data"), Key: aws.String(prefix + "/copy/of obj+1"), CopySource: aws.String("data/" + key)}); err != nil {
@@ -258,5 +235,5 @@ func sdkSuite(t *testing.T, st *strata, cl *s3.Client, prefix string) {
 		t.Errorf("GetBucketLocation: %v", err)
 	}
 	_, err = cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("listing"), Key: aws.String("x"), Body: strings.NewReader("x")})
-	wantCode(t, "write to the read-only bucket", err, "AccessDenied", 403)
+	harness.WantS3Error(t, "write to the read-only bucket", err, "AccessDenied", 403)
 }
