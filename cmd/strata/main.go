@@ -55,7 +55,7 @@ Then, in another terminal:
 		SilenceErrors: true,
 	}
 	g.register(root)
-	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newLoadCmd(g), newFreeCmd(g), newReportCmd(g), newFUSECmd(g), newS3Cmd(g), newVersionCmd())
+	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newLoadCmd(g), newFreeCmd(g), newReportCmd(g), newFUSECmd(g), newS3Cmd(g), newCertCmd(g), newVersionCmd())
 	return root
 }
 
