@@ -18,11 +18,11 @@ import (
 	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Options configure a Client.
@@ -34,6 +34,15 @@ type Options struct {
 	// Local is a worker running in this process, if any (`strata local`):
 	// fully cached files can then be read from its disk directly.
 	Local LocalWorker
+	// TLS is this client's certificate: with it the client dials workers and
+	// coordinators with mutual TLS and signs data tokens for page reads. nil
+	// talks plaintext (a cluster run with --insecure).
+	TLS *pki.Bundle
+	// Secrets opens the mounts' sealed credentials, for reads straight from
+	// the under-storage and for writes. Without it the client holds no bucket
+	// secret: it reads through the workers only, and writes fail with
+	// ufs.ErrPermission.
+	Secrets *cluster.SecretBox
 }
 
 // LocalWorker is a worker in the client's own process.
@@ -63,6 +72,8 @@ type Client struct {
 	fss   *ufs.Pool
 	local LocalWorker
 	http  *http.Client
+	tls   *pki.Bundle
+	token *pki.TokenSource // nil without TLS
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by worker RPC address
@@ -72,7 +83,7 @@ type Client struct {
 func New(ctx context.Context, opts Options) (*Client, error) {
 	log := opts.Logger.With("component", "client")
 	keys := cluster.Keys{Prefix: opts.Config.Etcd.Prefix}
-	view, err := cluster.NewView(ctx, opts.Etcd, keys, log)
+	view, err := cluster.NewView(ctx, opts.Etcd, keys, log, opts.Secrets)
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +96,16 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		DisableCompression:  true,
 		ReadBufferSize:      256 << 10,
 	}
+	if opts.TLS != nil {
+		tr.TLSClientConfig = opts.TLS.ClientTLS("") // workers with worker.data_tls
+	}
 	c := &Client{
 		cfg: opts.Config.Client, wcfg: opts.Config.Worker, keys: keys, etcd: opts.Etcd, view: view, log: log,
 		fss: ufs.NewPool(opts.Registry), local: opts.Local, http: &http.Client{Transport: tr}, conns: map[string]*grpc.ClientConn{},
+		tls: opts.TLS,
+	}
+	if opts.TLS != nil {
+		c.token = pki.NewTokenSource(opts.TLS, dataTokenTTL)
 	}
 	view.OnChange(c.prune)
 	return c, nil
@@ -145,7 +163,7 @@ func (c *Client) workerClient(w cluster.WorkerInfo) (rpcpb.WorkerClient, error) 
 	cc, ok := c.conns[w.RPCAddr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(w.RPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err = grpc.NewClient(w.RPCAddr, rpcpb.DialOptions(c.tls)...)
 		if err != nil {
 			return nil, fmt.Errorf("client: dial worker %s at %s: %w", w.ID, w.RPCAddr, err)
 		}
@@ -164,8 +182,20 @@ func (c *Client) resolve(path string) (string, namespace.Mount, string, error) {
 	return p, m, rel, err
 }
 
+// dataTokenTTL is the life of the data tokens the client signs; a token is
+// re-signed when a third of it is left.
+const dataTokenTTL = 10 * time.Minute
+
+// ErrNoSecrets is returned when an operation needs a mount's credentials and
+// this client holds no cluster key to open them.
+var ErrNoSecrets = errors.New("client: this client holds no cluster key")
+
 // ufsOf returns the UFS of a mount, for fallback reads and writes.
 func (c *Client) ufsOf(ctx context.Context, m namespace.Mount) (ufs.FS, error) {
+	if cluster.HasSealed(m) {
+		return nil, fmt.Errorf("%w: %w to open the credentials of %s, so it cannot reach %s itself: reads go through the workers; "+
+			"give it the cluster key (tls.cluster_key_file) to write or to read when no worker answers", ufs.ErrPermission, ErrNoSecrets, m.Path, m.URI)
+	}
 	fs, err := c.fss.Get(ctx, m.ID, ufs.Spec{URI: m.URI, Options: m.Options})
 	if err != nil {
 		return nil, fmt.Errorf("open %s for mount %s: %w", m.URI, m.Path, err)

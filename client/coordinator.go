@@ -12,7 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // coordinatorDialTimeout bounds the wait for one coordinator to accept a
@@ -44,7 +43,7 @@ func (c *Client) Coordinator(ctx context.Context) (rpcpb.CoordinatorClient, *grp
 	}
 	var lastErr error
 	for _, addr := range addrs {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(addr, rpcpb.DialOptions(c.tls)...)
 		if err != nil {
 			lastErr = err
 			continue

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 	"golang.org/x/sync/errgroup"
@@ -140,9 +142,20 @@ func (f *File) fetchFrom(ctx context.Context, w cluster.WorkerInfo, off int64, b
 		return nil
 	}
 	req := rpcpb.DataRequest{MountID: f.m.ID, Path: f.rel, Info: f.ufsi, Off: off, N: int64(len(buf))}
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+w.DataAddr+rpcpb.DataPath+"?"+req.Query().Encode(), nil)
+	scheme := "http://"
+	if w.DataTLS {
+		scheme = "https://"
+	}
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, scheme+w.DataAddr+rpcpb.DataPath+"?"+req.Query().Encode(), nil)
 	if err != nil {
 		return err
+	}
+	if f.c.token != nil {
+		tok, err := f.c.token.Token(time.Now())
+		if err != nil {
+			return fmt.Errorf("%s: sign a data token: %w", f.info.Path, err)
+		}
+		hreq.Header.Set(pki.DataTokenHeader, tok)
 	}
 	resp, err := f.c.http.Do(hreq)
 	if err != nil {

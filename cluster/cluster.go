@@ -48,10 +48,12 @@ const (
 
 // WorkerInfo is what a worker publishes about itself.
 type WorkerInfo struct {
-	ID       string    `json:"id"`
-	Host     string    `json:"host"`
-	RPCAddr  string    `json:"rpc_addr"`
-	DataAddr string    `json:"data_addr"`
+	ID       string `json:"id"`
+	Host     string `json:"host"`
+	RPCAddr  string `json:"rpc_addr"`
+	DataAddr string `json:"data_addr"`
+	// DataTLS says the data port speaks TLS (worker.data_tls).
+	DataTLS  bool      `json:"data_tls,omitempty"`
 	State    string    `json:"state"`
 	Capacity int64     `json:"capacity"`
 	Started  time.Time `json:"started"`

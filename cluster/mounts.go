@@ -17,11 +17,15 @@ import (
 type MountStore struct {
 	cli  *clientv3.Client
 	keys Keys
+	box  *SecretBox
 }
 
-// NewMountStore returns a store over cli.
-func NewMountStore(cli *clientv3.Client, keys Keys) *MountStore {
-	return &MountStore{cli: cli, keys: keys}
+// NewMountStore returns a store over cli. box seals credential options before
+// they are stored and opens them when read; with a nil box, sealed options are
+// returned sealed and a mount with a plaintext credential is refused
+// (ErrNoClusterKey).
+func NewMountStore(cli *clientv3.Client, keys Keys, box *SecretBox) *MountStore {
+	return &MountStore{cli: cli, keys: keys, box: box}
 }
 
 // List returns every mount and the revision of the mount table.
@@ -35,6 +39,9 @@ func (s *MountStore) List(ctx context.Context) ([]namespace.Mount, int64, error)
 		m, err := decodeJSON[namespace.Mount](kv.Value)
 		if err != nil {
 			return nil, 0, fmt.Errorf("cluster: mount record %s is corrupt: %w", kv.Key, err)
+		}
+		if m, err = openMount(s.box, m); err != nil {
+			return nil, 0, err
 		}
 		mounts = append(mounts, m)
 	}
@@ -80,7 +87,11 @@ func (s *MountStore) update(ctx context.Context, fn func(t *namespace.Table) (pu
 		}
 		var ops []clientv3.Op
 		if put != nil {
-			b, err := json.Marshal(put)
+			sealed, err := sealMount(s.box, *put)
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(sealed)
 			if err != nil {
 				return err
 			}

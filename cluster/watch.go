@@ -48,6 +48,7 @@ func (m *Members) Sorted() []WorkerInfo {
 type View struct {
 	cli     *clientv3.Client
 	keys    Keys
+	box     *SecretBox
 	log     *slog.Logger
 	mounts  atomic.Pointer[namespace.Table]
 	members atomic.Pointer[Members]
@@ -61,8 +62,11 @@ type View struct {
 }
 
 // NewView loads the current state and starts watching it.
-func NewView(ctx context.Context, cli *clientv3.Client, keys Keys, log *slog.Logger) (*View, error) {
-	v := &View{cli: cli, keys: keys, log: log.With("component", "view"), changed: make(chan struct{})}
+//
+// box opens the mounts' sealed credentials; with nil they stay sealed
+// (HasSealed), as they must in a process that holds no cluster key.
+func NewView(ctx context.Context, cli *clientv3.Client, keys Keys, log *slog.Logger, box *SecretBox) (*View, error) {
+	v := &View{cli: cli, keys: keys, box: box, log: log.With("component", "view"), changed: make(chan struct{})}
 	mrev, err := v.loadMounts(ctx)
 	if err != nil {
 		return nil, err
@@ -121,6 +125,9 @@ func (v *View) loadMounts(ctx context.Context) (int64, error) {
 		if err != nil {
 			v.log.Error("skipping corrupt mount record", "key", string(kv.Key), "err", err)
 			continue
+		}
+		if m, err = openMount(v.box, m); err != nil {
+			v.log.Error("mount credentials do not open; the mount's under-storage cannot be reached from here", "mount", m.Path, "err", err)
 		}
 		mounts = append(mounts, m)
 	}

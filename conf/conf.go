@@ -33,6 +33,7 @@ type Config struct {
 	Client      Client      `yaml:"client"`
 	S3          S3API       `yaml:"s3"`
 	FUSE        FUSE        `yaml:"fuse"`
+	TLS         TLS         `yaml:"tls"`
 }
 
 // Log configures log/slog output.
@@ -55,6 +56,12 @@ type Etcd struct {
 	// EmbedClientURL and EmbedPeerURL are the listen addresses of the embedded etcd.
 	EmbedClientURL string `yaml:"embed_client_url"`
 	EmbedPeerURL   string `yaml:"embed_peer_url"`
+	// Username and PasswordFile log in to an external etcd that checks
+	// passwords (the password is read from the file, never from argv or
+	// the YAML). Without them, etcd authenticates Strata by the TLS
+	// certificate (tls.*), whose CommonName is the etcd user.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Coordinator configures the control-plane server.
@@ -67,6 +74,11 @@ type Coordinator struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// MountCheckTimeout bounds the reachability check of a new mount.
 	MountCheckTimeout Duration `yaml:"mount_check_timeout"`
+	// AllowedLocalRoots are the absolute directories under which file://
+	// mounts may be made (symlinks resolved); "*" allows any directory.
+	// Empty (the default for a cluster) refuses every file:// mount;
+	// LocalDefaults sets "*" for `strata local`.
+	AllowedLocalRoots []string `yaml:"allowed_local_roots"`
 }
 
 // Worker configures a cache worker.
@@ -78,6 +90,11 @@ type Worker struct {
 	Listen string `yaml:"listen"`
 	// DataListen is the HTTP address that serves page data and /metrics.
 	DataListen string `yaml:"data_listen"`
+	// DataTLS serves the data port with mutual TLS (the node certificate)
+	// instead of plain HTTP with signed data tokens: the bytes are
+	// encrypted on the wire, at the cost of the kernel's sendfile. Needs
+	// certificates; /metrics then needs a client certificate too.
+	DataTLS bool `yaml:"data_tls"`
 	// AdvertiseHost replaces the bound host in the addresses published in etcd.
 	AdvertiseHost string `yaml:"advertise_host"`
 	// LeaseTTL is how long the worker stays in the membership after its last
@@ -141,6 +158,7 @@ func Default() Config {
 		},
 		S3:   DefaultS3API(),
 		FUSE: DefaultFUSE(),
+		TLS:  DefaultTLS(),
 	}
 }
 
@@ -198,6 +216,7 @@ func (c Config) Validate() error {
 	if c.Coordinator.MountCheckTimeout <= 0 {
 		bad("coordinator.mount_check_timeout", "must be positive")
 	}
+	errs = append(errs, c.Coordinator.validate()...)
 	if c.Worker.LeaseTTL < Duration(2e9) {
 		bad("worker.lease_ttl", "%s is below the 2s minimum", c.Worker.LeaseTTL)
 	}
@@ -216,6 +235,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Worker.Cache.validate()...)
 	errs = append(errs, c.S3.validate()...)
 	errs = append(errs, c.FUSE.validate()...)
+	errs = append(errs, c.TLS.validate()...)
 	if c.Client.RequestTimeout <= 0 {
 		bad("client.request_timeout", "must be positive")
 	}

@@ -10,12 +10,7 @@ import (
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
-
-// maxMetadataMsg bounds one CacheMetadata message: a listing of up to
-// walkMaxListing entries fits.
-const maxMetadataMsg = 64 << 20
 
 // openFS returns the UFS of mount m (one open FS per mount, reopened when
 // the mount's URI or options change).
@@ -35,8 +30,7 @@ func (s *Server) workerClient(w cluster.WorkerInfo) (rpcpb.WorkerClient, error) 
 	cc, ok := s.conns[w.RPCAddr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(w.RPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMetadataMsg)))
+		cc, err = grpc.NewClient(w.RPCAddr, rpcpb.DialOptions(s.tls)...)
 		if err != nil {
 			return nil, fmt.Errorf("dial worker %s at %s: %w", w.ID, w.RPCAddr, err)
 		}

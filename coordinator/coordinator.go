@@ -24,6 +24,7 @@ import (
 	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -39,6 +40,13 @@ type Deps struct {
 	// Gatherer serves them on coordinator.metrics_listen.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// TLS is the node certificate: with it the coordinator serves mutual TLS,
+	// admits admin operations only from admin certificates and dials workers
+	// with it. nil runs without TLS (loopback or --insecure only).
+	TLS *pki.Bundle
+	// Secrets seals mount credentials before they reach etcd and opens them
+	// to check and walk mounts; nil refuses mounts with credentials.
+	Secrets *cluster.SecretBox
 }
 
 // Server is a running coordinator. Close stops it and waits.
@@ -66,6 +74,7 @@ type Server struct {
 	lm      *loadMetrics
 	connMu  sync.Mutex
 	conns   map[string]*grpc.ClientConn // worker connections by RPC address
+	tls     *pki.Bundle
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -77,8 +86,8 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	_, _ = rand.Read(b[:])
 	s := &Server{
 		cfg: cfg.Coordinator, wcfg: cfg.Worker, id: "c-" + hex.EncodeToString(b[:]), etcd: deps.Etcd, keys: keys,
-		reg: deps.Registry, store: cluster.NewMountStore(deps.Etcd, keys), fss: ufs.NewPool(deps.Registry),
-		conns: map[string]*grpc.ClientConn{},
+		reg: deps.Registry, store: cluster.NewMountStore(deps.Etcd, keys, deps.Secrets), fss: ufs.NewPool(deps.Registry),
+		conns: map[string]*grpc.ClientConn{}, tls: deps.TLS,
 	}
 	s.jobs = &jobRunner{s: s, running: map[string]*loadJob{}}
 	s.log = deps.Logger.With("component", "coordinator", "coordinator", s.id)
@@ -95,7 +104,7 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	_ = reg.Register(s.ops)
 	s.lm = newLoadMetrics(reg)
 	var err error
-	s.view, err = cluster.NewView(ctx, deps.Etcd, keys, s.log)
+	s.view, err = cluster.NewView(ctx, deps.Etcd, keys, s.log, deps.Secrets)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: watch cluster state: %w", err)
 	}
@@ -116,7 +125,7 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
 		s.mhttp = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(rpcpb.ServerOptions(deps.TLS, policy())...)
 	rpcpb.RegisterCoordinatorServer(s.grpc, s)
 	return s, nil
 }
@@ -232,6 +241,9 @@ func (s *Server) addMount(ctx context.Context, m namespace.Mount) (namespace.Mou
 	if err := t.CheckNew(m.Path); err != nil {
 		return m, err
 	}
+	if err := checkLocalRoot(m.URI, s.cfg.AllowedLocalRoots); err != nil {
+		return m, err
+	}
 	if err := s.checkReachable(ctx, m); err != nil {
 		return m, err
 	}
@@ -313,6 +325,9 @@ func (s *Server) UpdateMount(ctx context.Context, req *rpcpb.UpdateMountRequest)
 		}
 		if req.Replicas != nil {
 			m.Replicas = int(req.GetReplicas())
+		}
+		if err := checkLocalRoot(m.URI, s.cfg.AllowedLocalRoots); err != nil {
+			return err
 		}
 		if len(req.GetSetOptions())+len(req.GetUnsetOptions()) > 0 {
 			return s.checkReachable(ctx, *m)

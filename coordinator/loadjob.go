@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -412,12 +413,19 @@ func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *r
 		return r
 	}
 	for _, fi := range stats {
+		if _, err := namespace.CleanRel(fi.Path); err != nil {
+			continue // a name no request may carry (invalid UTF-8, ...): read on demand, if at all
+		}
 		w := rpcpb.FromFileInfo(fi)
 		for _, id := range members.Ring.Owners(cluster.StatKey(j.mount.ID, fi.Path), n) {
 			req(id).Stats = append(req(id).Stats, w)
 		}
 	}
 	if listing != nil {
+		listing.Entries = slices.DeleteFunc(listing.Entries, func(e *rpcpb.FileInfo) bool {
+			_, err := namespace.CleanRel(e.GetPath())
+			return err != nil
+		})
 		for _, id := range members.Ring.Owners(cluster.MetaKey(j.mount.ID, listing.Path), n) {
 			req(id).Listings = append(req(id).Listings, listing)
 		}
@@ -445,11 +453,11 @@ func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *r
 				mctx, cancel := context.WithTimeout(ctx, metaTimeout)
 				_, err = wc.CacheMetadata(mctx, r)
 				cancel()
-				if err == nil {
-					return
+				if err == nil || status.Code(err) == codes.InvalidArgument {
+					break // delivered, or refused for good: no retry
 				}
 			}
-			if ctx.Err() == nil {
+			if err != nil && ctx.Err() == nil {
 				j.log.Warn("metadata not cached on its owner", "worker", id, "err", rpcpb.FromStatus(err))
 			}
 		}()

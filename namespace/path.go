@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/stratafs/strata/ufs"
 )
 
 // Sentinel errors of the namespace.
@@ -56,6 +58,44 @@ func Clean(p string) (string, error) {
 	}
 	if b.Len() == 0 {
 		return "/", nil
+	}
+	return b.String(), nil
+}
+
+// CleanRel validates a path relative to a mount root (the UFS form that
+// requests to workers carry) and returns it clean: "a//b/./c/" → "a/b/c",
+// "" and "/" → "" (the mount root). Like Clean it rejects, rather than
+// resolves, a ".." element, and it rejects a NUL byte, invalid UTF-8 and a
+// path longer than MaxPathLen, with ufs.ErrInvalidPath. (Elements may be
+// longer than NAME_MAX: object stores hold keys with such elements.) The result is what ufs.CleanPath makes of p.
+func CleanRel(p string) (string, error) {
+	if len(p) > MaxPathLen {
+		return "", fmt.Errorf("%w: a path of %d bytes; the limit is %d", ufs.ErrInvalidPath, len(p), MaxPathLen)
+	}
+	if strings.ContainsRune(p, 0) || !utf8.ValidString(p) {
+		return "", fmt.Errorf("%w: %q contains a NUL byte or invalid UTF-8", ufs.ErrInvalidPath, p)
+	}
+	clean := true // p is in clean form already: return it, not a copy
+	for el := range strings.SplitSeq(p, "/") {
+		switch {
+		case el == "" || el == ".":
+			clean = false
+		case el == "..":
+			return "", fmt.Errorf("%w: %q contains '..'; give the path without it", ufs.ErrInvalidPath, p)
+		}
+	}
+	if clean || p == "" {
+		return p, nil
+	}
+	var b strings.Builder
+	for el := range strings.SplitSeq(p, "/") {
+		if el == "" || el == "." {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(el)
 	}
 	return b.String(), nil
 }

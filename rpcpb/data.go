@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stratafs/strata/namespace"
 	"github.com/stratafs/strata/ufs"
 )
 
@@ -39,7 +40,10 @@ func (r DataRequest) Query() url.Values {
 	return q
 }
 
-// ParseDataRequest decodes and validates a data request.
+// ParseDataRequest decodes and validates a data request: the path is cleaned
+// as namespace.CleanRel cleans it, and N is cut so that Off+N lies within the
+// size (a missing or negative len means "to the end"). Errors wrap
+// ufs.ErrInvalidPath.
 func ParseDataRequest(q url.Values) (DataRequest, error) {
 	var r DataRequest
 	var err error
@@ -55,7 +59,7 @@ func ParseDataRequest(q url.Values) (DataRequest, error) {
 		return n
 	}
 	r.MountID = q.Get("mount")
-	r.Path, err = ufs.CleanPath(q.Get("path"))
+	r.Path, err = namespace.CleanRel(q.Get("path"))
 	r.Info.Size = num("size", -1)
 	if mt := num("mtime", 0); mt != 0 {
 		r.Info.ModTime = time.Unix(0, mt)
@@ -70,7 +74,9 @@ func ParseDataRequest(q url.Values) (DataRequest, error) {
 	if r.MountID == "" || r.Info.Size < 0 || r.Off < 0 {
 		return r, fmt.Errorf("%w: data request needs mount, size and a non-negative off", ufs.ErrInvalidPath)
 	}
-	if r.N < 0 || r.Off+r.N > r.Info.Size {
+	// Size and Off are not negative here, so Size-Off cannot overflow (as
+	// Off+N could).
+	if r.N < 0 || r.N > r.Info.Size-r.Off {
 		r.N = max(r.Info.Size-r.Off, 0)
 	}
 	return r, nil

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/stratafs/strata/conf"
 )
 
 // identity is who sent a request, and what the body's framing and integrity
@@ -28,9 +26,23 @@ type identity struct {
 }
 
 // authenticate checks a request's SigV4 signature (Authorization header or
-// presigned query) against the access keys, or lets it through as anonymous
-// when the configuration allows it for op. now is the server's clock.
+// presigned query) against the access keys, or takes it as anonymous, then
+// checks that the identity may do op on the buckets it touches (authorize).
+// now is the server's clock.
 func (s *Server) authenticate(r *http.Request, q query, op string, now time.Time) (identity, *Error) {
+	id, aerr := s.identify(r, q, now)
+	if aerr != nil {
+		return identity{}, aerr
+	}
+	if aerr := s.authorize(r, op, id); aerr != nil {
+		return identity{}, aerr
+	}
+	return id, nil
+}
+
+// identify checks a request's SigV4 signature, if it has one; a request
+// without one is anonymous.
+func (s *Server) identify(r *http.Request, q query, now time.Time) (identity, *Error) {
 	authz := r.Header.Get("Authorization")
 	presigned := q.Has("X-Amz-Algorithm") || q.Has("X-Amz-Credential") || q.Has("X-Amz-Signature")
 	switch {
@@ -43,16 +55,7 @@ func (s *Server) authenticate(r *http.Request, q query, op string, now time.Time
 	case presigned:
 		return s.authPresigned(r, q, now)
 	}
-	switch s.cfg.Anonymous {
-	case conf.S3AnonymousReadWrite:
-		return identity{}, nil
-	case conf.S3AnonymousRead:
-		if readOnly(op) {
-			return identity{}, nil
-		}
-		return identity{}, apiErr("AccessDenied", "anonymous requests may only read; sign the request with an access key")
-	}
-	return identity{}, apiErr("AccessDenied", "anonymous access is disabled; sign the request with an access key (AWS Signature Version 4)")
+	return identity{}, nil
 }
 
 // wrongRegion is the error of a scope with another region.

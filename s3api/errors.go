@@ -120,33 +120,41 @@ const (
 
 // sentinels is the one mapping from Strata's sentinel errors to S3 codes. The
 // first matching row wins, so more specific sentinels come first. read is the
-// code for reads where it differs.
+// code for reads where it differs. msg is the message sent with code (the
+// code's own from the table when empty; read codes always get theirs).
+//
+// A Strata error's text is never sent: it can hold the under-storage URI
+// (s3://bucket/prefix/...), the store's endpoint and the SDK's retry and
+// request details. The message is fixed per sentinel, and the full error goes
+// to the server log with the request id that the error document carries too.
 var sentinels = []struct {
 	err  error
 	code string
 	read string
+	msg  string
 }{
-	{ufs.ErrChanged, "OperationAborted", ""},
-	{ufs.ErrNotFound, "NoSuchKey", ""},
-	{namespace.ErrNoMount, "NoSuchBucket", ""},
-	{ufs.ErrIsDir, "XStrataPathConflict", "NoSuchKey"},
-	{ufs.ErrNotDir, "XStrataPathConflict", "NoSuchKey"},
-	{ufs.ErrExist, "XStrataPathConflict", "NoSuchKey"},
-	{ufs.ErrNotEmpty, "XStrataPathConflict", ""},
-	{rpcpb.ErrReadOnly, "AccessDenied", ""},
-	{ufs.ErrPermission, "AccessDenied", ""},
-	{ufs.ErrNotSupported, "NotImplemented", ""},
-	{rpcpb.ErrInvalidArgument, "InvalidArgument", ""},
-	{ufs.ErrInvalidPath, "InvalidArgument", "NoSuchKey"},
-	{namespace.ErrInvalidPath, "InvalidArgument", "NoSuchKey"},
-	{ufs.ErrUnavailable, "ServiceUnavailable", ""},
-	{context.DeadlineExceeded, "ServiceUnavailable", ""},
-	{context.Canceled, "InternalError", ""},
+	{ufs.ErrChanged, "OperationAborted", "", "The object changed while it was being read or written; try again."},
+	{ufs.ErrNotFound, "NoSuchKey", "", ""},
+	{namespace.ErrNoMount, "NoSuchBucket", "", ""},
+	{ufs.ErrIsDir, "XStrataPathConflict", "NoSuchKey", "The key names a directory of the namespace; a directory cannot hold data."},
+	{ufs.ErrNotDir, "XStrataPathConflict", "NoSuchKey", "A directory on the way to the key is a file of the namespace."},
+	{ufs.ErrExist, "XStrataPathConflict", "NoSuchKey", "The key conflicts with a file or directory that exists in the namespace."},
+	{ufs.ErrNotEmpty, "XStrataPathConflict", "", "The key names a directory of the namespace that is not empty."},
+	{rpcpb.ErrReadOnly, "AccessDenied", "", "The mount that holds this key is read-only."},
+	{ufs.ErrPermission, "AccessDenied", "", "The under-storage of this path refused access; the mount's credentials or the store's policy do not allow this."},
+	{ufs.ErrNotSupported, "NotImplemented", "", "The under-storage of this path does not support this operation."},
+	{rpcpb.ErrInvalidArgument, "InvalidArgument", "", ""},
+	{ufs.ErrInvalidPath, "InvalidArgument", "NoSuchKey", "The key is not a valid path of the namespace: it has an empty, '.' or '..' element, a NUL byte, or an element or a path that is too long."},
+	{namespace.ErrInvalidPath, "InvalidArgument", "NoSuchKey", "The key is not a valid path of the namespace: it has an empty, '.' or '..' element, a NUL byte, or an element or a path that is too long."},
+	{ufs.ErrUnavailable, "ServiceUnavailable", "", "The under-storage of this path is unavailable; try again later."},
+	{context.DeadlineExceeded, "ServiceUnavailable", "", "The under-storage of this path did not answer in time; try again later."},
+	{context.Canceled, "InternalError", "", ""},
 }
 
 // toAPIError translates an error of the client (or an *Error already) into
-// the S3 error to send. Messages of Strata errors are passed on: they name
-// the path and say what to do.
+// the S3 error to send. The message is the one of the sentinel err wraps (see
+// sentinels), or the code's own: never err's text, which the server logs
+// instead (with the request id). The *Error keeps err for the log.
 func toAPIError(err error, kind opKind) *Error {
 	var ae *Error
 	if errors.As(err, &ae) {
@@ -159,8 +167,8 @@ func toAPIError(err error, kind opKind) *Error {
 				code = row.read
 			}
 			e := apiErr(code, "")
-			if code != "InternalError" {
-				e.Message = err.Error()
+			if code == row.code && row.msg != "" {
+				e.Message = row.msg
 			}
 			e.err = err
 			return e

@@ -438,7 +438,8 @@ func (s *Server) listObjectsV1(ctx context.Context, rq *request) error {
 	return s.writeXML(rq, res)
 }
 
-// listBuckets lists the top-level directories of the namespace.
+// listBuckets lists the top-level directories of the namespace that the
+// request's identity may read.
 func (s *Server) listBuckets(ctx context.Context, rq *request) error {
 	created := map[string]time.Time{}
 	var root time.Time
@@ -460,7 +461,7 @@ func (s *Server) listBuckets(ctx context.Context, rq *request) error {
 			}
 			return err
 		}
-		if !fi.IsDir || checkBucketName(fi.Name()) != nil {
+		if !fi.IsDir || checkBucketName(fi.Name()) != nil || !s.canRead(rq.id, fi.Name()) {
 			continue
 		}
 		t, ok := created[fi.Name()]

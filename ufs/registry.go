@@ -25,10 +25,13 @@ func (o Options) Get(key, def string) string {
 // secretWords mark option keys whose values must never be printed or logged.
 var secretWords = []string{"secret", "password", "token", "key", "credential", "sas", "connection_string"}
 
-// IsSecret reports whether the option key holds a credential.
+// IsSecret reports whether the option key holds a credential. The
+// "<scheme>.credentials" option names a mode (static, ambient, anonymous),
+// not a secret.
 func IsSecret(key string) bool {
 	k := strings.ToLower(key)
-	if strings.HasSuffix(k, "access_key_id") || strings.HasSuffix(k, "account_name") {
+	if strings.HasSuffix(k, "access_key_id") || strings.HasSuffix(k, "account_name") ||
+		k == "credentials" || strings.HasSuffix(k, ".credentials") {
 		return false
 	}
 	for _, w := range secretWords {

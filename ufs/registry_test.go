@@ -37,6 +37,13 @@ func TestMaskedAndIsSecret(t *testing.T) {
 			t.Errorf("Masked[%s] = %q, want %q", k, m[k], want)
 		}
 	}
+	// The credentials mode is not a secret; the JSON key is.
+	for k, want := range map[string]bool{"s3.credentials": false, "gcs.credentials": false, "azblob.credentials": false,
+		"gcs.credentials_json": true, "s3.session_token": true} {
+		if IsSecret(k) != want {
+			t.Errorf("IsSecret(%s) = %v, want %v", k, !want, want)
+		}
+	}
 }
 
 func TestCleanPath(t *testing.T) {

@@ -3,13 +3,13 @@ package worker
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/tier"
 	"github.com/stratafs/strata/ufs"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -27,35 +27,69 @@ func (r *rpcService) Load(ctx context.Context, req *rpcpb.LoadRequest) (*rpcpb.L
 }
 
 // LoadFiles is Load for several files in one call (a load job batches small
-// files so): the files load concurrently; a file whose request is bad gets
-// the error in each of its block results.
+// files so): the files load concurrently, at most worker.ufs_concurrency at
+// once; a file whose request is bad gets the error in each of its block
+// results. A request of more than maxLoadFiles files is refused.
 func (r *rpcService) LoadFiles(ctx context.Context, req *rpcpb.LoadFilesRequest) (*rpcpb.LoadFilesResponse, error) {
-	resp := &rpcpb.LoadFilesResponse{Files: make([]*rpcpb.LoadResponse, len(req.GetFiles()))}
-	var wg sync.WaitGroup
-	for i, f := range req.GetFiles() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lr, err := r.s.load(ctx, f)
-			if err != nil {
-				lr = &rpcpb.LoadResponse{}
-				for _, b := range f.GetBlocks() {
-					lr.Blocks = append(lr.Blocks, &rpcpb.BlockResult{Block: b, Error: err.Error(), ErrorReason: rpcpb.Reason(err)})
-				}
-			}
-			resp.Files[i] = lr
-		}()
+	files := req.GetFiles()
+	if len(files) > maxLoadFiles {
+		return nil, rpcpb.ToStatus(tooMany(len(files), maxLoadFiles, "files"))
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	resp, err := r.s.loadFiles(ctx, files, r.s.load)
+	if err != nil {
 		return nil, rpcpb.ToStatus(err)
 	}
 	return resp, nil
 }
 
+// loadFiles runs loadOne for each file, at most loadFilesConcurrency at
+// once, and starts no more once ctx is done (then it returns ctx's error).
+func (s *Server) loadFiles(ctx context.Context, files []*rpcpb.LoadRequest,
+	loadOne func(context.Context, *rpcpb.LoadRequest) (*rpcpb.LoadResponse, error)) (*rpcpb.LoadFilesResponse, error) {
+	resp := &rpcpb.LoadFilesResponse{Files: make([]*rpcpb.LoadResponse, len(files))}
+	var g errgroup.Group
+	g.SetLimit(s.loadFilesConcurrency())
+	for i, f := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return nil // ended while this one waited for its turn
+			}
+			lr, err := loadOne(ctx, f)
+			if err != nil {
+				lr = &rpcpb.LoadResponse{}
+				for _, b := range f.GetBlocks()[:min(len(f.GetBlocks()), maxLoadBlocks)] {
+					lr.Blocks = append(lr.Blocks, &rpcpb.BlockResult{Block: b, Error: err.Error(), ErrorReason: rpcpb.Reason(err)})
+				}
+			}
+			resp.Files[i] = lr
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines return no error: each file's is in its results
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// loadFilesConcurrency is how many files of one LoadFiles request load at
+// once: worker.ufs_concurrency, as many as the UFS fetches that may run.
+func (s *Server) loadFilesConcurrency() int {
+	if n := s.wcfg.UFSConcurrency; n > 0 {
+		return n
+	}
+	return defaultLoadFilesConcurrency
+}
+
 // Present answers which of the requested blocks of a file version are fully
 // cached here.
 func (r *rpcService) Present(_ context.Context, req *rpcpb.PresentRequest) (*rpcpb.PresentResponse, error) {
+	if len(req.GetBlocks()) > maxLoadBlocks {
+		return nil, rpcpb.ToStatus(tooMany(len(req.GetBlocks()), maxLoadBlocks, "blocks"))
+	}
 	ref, err := r.s.loadRef(req.GetMountId(), req.GetPath(), req.GetInfo())
 	if err != nil {
 		return nil, rpcpb.ToStatus(err)
@@ -75,8 +109,13 @@ func (r *rpcService) Present(_ context.Context, req *rpcpb.PresentRequest) (*rpc
 
 // CacheMetadata stores the stats and listings a load job read, with the
 // mount's metadata TTL. They outlive the TTL as last known entries, served
-// when the UFS is unreachable.
+// when the UFS is unreachable. The request is checked whole before anything
+// is stored: every path must be clean, every size not negative, every
+// listing entry a child of its directory.
 func (r *rpcService) CacheMetadata(_ context.Context, req *rpcpb.CacheMetadataRequest) (*rpcpb.CacheMetadataResponse, error) {
+	if err := checkCacheMetadata(req); err != nil {
+		return nil, rpcpb.ToStatus(err)
+	}
 	m, err := mountOf(r.s.view, req.GetMountId())
 	if err != nil {
 		return nil, rpcpb.ToStatus(err)
@@ -100,26 +139,33 @@ func (r *rpcService) CacheMetadata(_ context.Context, req *rpcpb.CacheMetadataRe
 // FreePath evicts every cached file at or below a namespace path, except
 // pinned ones (counted in the response).
 func (r *rpcService) FreePath(_ context.Context, req *rpcpb.FreePathRequest) (*rpcpb.FreePathResponse, error) {
-	res, err := r.s.cache.FreePath(req.GetPath())
+	p, err := cleanNamespacePath(req.GetPath())
+	if err != nil {
+		return nil, rpcpb.ToStatus(err)
+	}
+	res, err := r.s.cache.FreePath(p)
 	if err != nil {
 		return nil, rpcpb.ToStatus(fmt.Errorf("%w: %v", ufs.ErrInvalidPath, err))
 	}
-	r.s.log.Info("freed", "path", req.GetPath(), "files", res.Files, "bytes", res.Bytes, "pinned", res.Pinned)
+	r.s.log.Info("freed", "path", p, "files", res.Files, "bytes", res.Bytes, "pinned", res.Pinned)
 	return &rpcpb.FreePathResponse{Files: res.Files, Pages: res.Pages, Bytes: res.Bytes, PinnedFiles: res.Pinned}, nil
 }
 
 // loadRef resolves a load or presence request to a file reference.
 func (s *Server) loadRef(mountID, path string, info *rpcpb.FileInfo) (*fileRef, error) {
-	m, err := mountOf(s.view, mountID)
-	if err != nil {
-		return nil, err
-	}
-	path, err = ufs.CleanPath(path)
+	path, err := cleanRel(path)
 	if err != nil {
 		return nil, err
 	}
 	if info == nil {
 		return nil, fmt.Errorf("%w: %s: no file info in the request", rpcpb.ErrInvalidArgument, path)
+	}
+	if info.GetSize() < 0 {
+		return nil, fmt.Errorf("%w: %s: negative size %d in the file info", rpcpb.ErrInvalidArgument, path, info.GetSize())
+	}
+	m, err := mountOf(s.view, mountID)
+	if err != nil {
+		return nil, err
 	}
 	fi := rpcpb.ToFileInfo(info)
 	fi.Path = path
@@ -132,7 +178,9 @@ func (s *Server) loadRef(mountID, path string, info *rpcpb.FileInfo) (*fileRef, 
 // blockPages returns the first and last page of block b of ref.
 func (s *Server) blockPages(ref *fileRef, b int64) (first, last int64, err error) {
 	bs, ps := int64(s.wcfg.BlockSize), int64(s.wcfg.PageSize)
-	if b < 0 || b*bs >= ref.info.Size {
+	// b > (Size-1)/bs rather than b*bs >= Size: a huge b must not overflow
+	// into a block that seems to exist.
+	if b < 0 || ref.info.Size <= 0 || b > (ref.info.Size-1)/bs {
 		return 0, 0, fmt.Errorf("%w: block %d of %s (%d bytes) does not exist", rpcpb.ErrInvalidArgument, b, ref.path, ref.info.Size)
 	}
 	end := min((b+1)*bs, ref.info.Size)
@@ -155,6 +203,9 @@ type pendingChunk struct {
 }
 
 func (s *Server) load(ctx context.Context, req *rpcpb.LoadRequest) (*rpcpb.LoadResponse, error) {
+	if len(req.GetBlocks()) > maxLoadBlocks {
+		return nil, tooMany(len(req.GetBlocks()), maxLoadBlocks, "blocks")
+	}
 	ref, err := s.loadRef(req.GetMountId(), req.GetPath(), req.GetInfo())
 	if err != nil {
 		return nil, err

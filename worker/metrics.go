@@ -6,14 +6,14 @@ import (
 )
 
 type metrics struct {
-	pageHits, pageMisses     prometheus.Counter
-	ufsFetches, ufsBytes     prometheus.Counter
-	servedBytes              prometheus.Counter
-	metaHits, metaMisses     prometheus.Counter
-	fillErrors, abortedReads prometheus.Counter
-	metaStale                prometheus.Counter
-	loadFetched, loadCached  prometheus.Counter
-	fetchSeconds             prometheus.Histogram
+	pageHits, pageMisses                  prometheus.Counter
+	ufsFetches, ufsBytes                  prometheus.Counter
+	servedBytes                           prometheus.Counter
+	metaHits, metaMisses                  prometheus.Counter
+	fillErrors, abortedReads, deniedReads prometheus.Counter
+	metaStale                             prometheus.Counter
+	loadFetched, loadCached               prometheus.Counter
+	fetchSeconds                          prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		metaMisses:   c("metadata_cache_misses_total", "Stat and list requests sent to the UFS."),
 		fillErrors:   c("fill_errors_total", "UFS fetches that failed."),
 		abortedReads: c("aborted_reads_total", "Data responses cut short by an error after the headers were sent."),
+		deniedReads:  c("denied_reads_total", "Data requests refused for a missing, expired or forged data token."),
 		metaStale:    c("metadata_stale_served_total", "Stat and list requests answered with an expired entry because the UFS was unreachable."),
 		loadFetched:  c("load_fetched_bytes_total", "Bytes load tasks read from the UFS."),
 		loadCached:   c("load_cached_bytes_total", "Bytes load tasks found already cached."),
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Latency of one ranged UFS fetch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.pageHits, m.pageMisses, m.ufsFetches, m.ufsBytes, m.servedBytes, m.metaHits, m.metaMisses, m.fillErrors, m.abortedReads, m.metaStale, m.loadFetched, m.loadCached, m.fetchSeconds} {
+	for _, col := range []prometheus.Collector{m.pageHits, m.pageMisses, m.ufsFetches, m.ufsBytes, m.servedBytes, m.metaHits, m.metaMisses, m.fillErrors, m.abortedReads, m.deniedReads, m.metaStale, m.loadFetched, m.loadCached, m.fetchSeconds} {
 		_ = reg.Register(col)
 	}
 	return m

@@ -50,8 +50,21 @@ func (r *rpcService) List(req *rpcpb.ListRequest, stream rpcpb.Worker_ListServer
 	return nil
 }
 
+// Invalidate drops cached metadata of paths. A request with a bad path is
+// refused whole, before anything is dropped.
 func (r *rpcService) Invalidate(_ context.Context, req *rpcpb.InvalidateRequest) (*rpcpb.InvalidateResponse, error) {
-	r.s.meta.invalidate(req.GetMountId(), req.GetPaths())
+	if len(req.GetPaths()) > maxInvalidatePaths {
+		return nil, rpcpb.ToStatus(tooMany(len(req.GetPaths()), maxInvalidatePaths, "paths"))
+	}
+	paths := make([]string, len(req.GetPaths()))
+	for i, p := range req.GetPaths() {
+		c, err := cleanRel(p)
+		if err != nil {
+			return nil, rpcpb.ToStatus(err)
+		}
+		paths[i] = c
+	}
+	r.s.meta.invalidate(req.GetMountId(), paths)
 	return &rpcpb.InvalidateResponse{}, nil
 }
 
@@ -63,7 +76,7 @@ func (r *rpcService) Stats(context.Context, *rpcpb.StatsRequest) (*rpcpb.WorkerS
 // unreachable, the last known entry is served even if it expired
 // (stale-if-error), so a loaded dataset stays usable while its origin is down.
 func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs.FileInfo, error) {
-	path, err := ufs.CleanPath(path)
+	path, err := cleanRel(path)
 	if err != nil {
 		return ufs.FileInfo{}, err
 	}
@@ -206,7 +219,7 @@ func unreachable(ctx context.Context, err error) bool {
 // When the UFS is unreachable before any entry was sent, the last known
 // listing is served even if it expired (stale-if-error).
 func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit func(ufs.FileInfo) error) error {
-	path, err := ufs.CleanPath(path)
+	path, err := cleanRel(path)
 	if err != nil {
 		return err
 	}

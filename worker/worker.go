@@ -7,6 +7,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/tier"
 	"github.com/stratafs/strata/ufs"
@@ -42,6 +44,15 @@ type Deps struct {
 	// is a *prometheus.Registry).
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// TLS is the node certificate: with it the worker serves mutual TLS on
+	// its gRPC port, admits load, metadata and free calls only from nodes,
+	// and serves its data port only to requests that carry a data token
+	// signed by a certificate of the cluster CA. nil runs without TLS
+	// (loopback or --insecure only).
+	TLS *pki.Bundle
+	// Secrets opens the mounts' sealed credentials; without it the worker
+	// cannot reach an under-storage that needs them.
+	Secrets *cluster.SecretBox
 }
 
 // Server is a running worker. Close stops it and waits for every goroutine.
@@ -70,6 +81,8 @@ type Server struct {
 	info    cluster.WorkerInfo
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// tokens checks the data tokens of the data port (nil without TLS).
+	tokens *pki.TokenVerifier
 }
 
 // New builds a worker from cfg, opens (and recovers) its cache and binds its
@@ -114,7 +127,7 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 		s.closeLocal()
 		return nil, err
 	}
-	s.view, err = cluster.NewView(ctx, deps.Etcd, s.keys, log)
+	s.view, err = cluster.NewView(ctx, deps.Etcd, s.keys, log, deps.Secrets)
 	if err != nil {
 		return fail(fmt.Errorf("worker: watch cluster state: %w", err))
 	}
@@ -131,11 +144,22 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("worker: listen on %s (worker.data_listen): %w", wcfg.DataListen, err))
 	}
-	// Load jobs send directory listings of up to 200k entries in one message.
-	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	if wcfg.DataTLS {
+		if deps.TLS == nil {
+			_ = s.dataLis.Close()
+			return fail(fmt.Errorf("worker: worker.data_tls needs the node certificate (tls.dir); create it with `strata cert create-node`"))
+		}
+		s.dataLis = tls.NewListener(s.dataLis, deps.TLS.ServerTLS())
+	}
+	// Load jobs send directory listings of up to 200k entries in one message;
+	// rpcpb bounds messages to that.
+	s.grpcSrv = grpc.NewServer(rpcpb.ServerOptions(deps.TLS, policy())...)
+	if deps.TLS != nil {
+		s.tokens = pki.NewTokenVerifier(deps.TLS.CA, time.Minute)
+	}
 	rpcpb.RegisterWorkerServer(s.grpcSrv, &rpcService{s: s})
 	mux := http.NewServeMux()
-	mux.Handle(rpcpb.DataPath, http.HandlerFunc(s.serveData))
+	mux.Handle(rpcpb.DataPath, s.requireToken(http.HandlerFunc(s.serveData)))
 	mux.Handle("/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -147,8 +171,8 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	}
 	s.info = cluster.WorkerInfo{
 		ID: id, Host: host, RPCAddr: advertise(s.rpcLis.Addr().String(), wcfg.AdvertiseHost),
-		DataAddr: advertise(s.dataLis.Addr().String(), wcfg.AdvertiseHost),
-		State:    cluster.StateServing, Capacity: capacity, Started: time.Now().UTC(),
+		DataAddr: advertise(s.dataLis.Addr().String(), wcfg.AdvertiseHost), DataTLS: wcfg.DataTLS,
+		State: cluster.StateServing, Capacity: capacity, Started: time.Now().UTC(),
 	}
 	return s, nil
 }

@@ -37,11 +37,12 @@ with a file: prefix (file:./model.pt) or as "-" for stdin/stdout.`,
 
 func newMountCmd(g *globals) *cobra.Command {
 	var (
-		options   []string
-		readOnly  bool
-		writeMode string
-		metaTTL   conf.Duration
-		replicas  int
+		options     []string
+		optionFiles []string
+		readOnly    bool
+		writeMode   string
+		metaTTL     conf.Duration
+		replicas    int
 	)
 	cmd := &cobra.Command{
 		Use:   "mount PATH URI",
@@ -52,28 +53,43 @@ or directory is reachable with the given credentials before storing the mount.
 The mount point must be a clean absolute path, not inside or above another
 mount. Credentials are stored in etcd and never printed.
 
+Credentials are never taken from the servers' environment unless the mount
+says so: give keys, or <scheme>.credentials=ambient to use the host's own
+(AWS default chain, Google Application Default Credentials, Azure
+environment and default credential), or <scheme>.credentials=anonymous for
+unsigned requests (public buckets, emulators). A mount with neither fails.
+
 Options per scheme (--option KEY=VALUE, repeatable):
-  s3:     s3.endpoint, s3.region, s3.path_style, s3.access_key_id,
-          s3.secret_access_key, s3.session_token, s3.part_size,
+  s3:     s3.credentials (static, ambient or anonymous; static when keys are
+          given), s3.access_key_id, s3.secret_access_key, s3.session_token,
+          s3.endpoint, s3.region, s3.path_style, s3.part_size,
           s3.upload_concurrency, s3.max_keys, s3.max_attempts,
           s3.response_timeout (wait for a response's headers; default 2m)
-  gs:     gcs.endpoint, gcs.credentials_file, gcs.project
-  azblob: azblob.account_name, azblob.account_key, azblob.connection_string, azblob.endpoint
-  file:   none`,
+  gs:     gcs.credentials (static, ambient or anonymous), gcs.credentials_file,
+          gcs.credentials_json, gcs.endpoint, gcs.project, gcs.chunk_size,
+          gcs.max_attempts
+  azblob: azblob.credentials (static, ambient or anonymous),
+          azblob.account_name, azblob.account_key, azblob.sas_token,
+          azblob.connection_string, azblob.endpoint, azblob.block_size,
+          azblob.concurrency, azblob.max_retries
+  file:   local.fsync; the directory must be under the coordinator's
+          coordinator.allowed_local_roots (any directory for strata local)
+
+` + mountOptionsHelp,
 		Example: `  strata fs mount /datasets/mnist s3://my-bucket/mnist \
       --option s3.endpoint=http://127.0.0.1:9000 \
-      --option s3.access_key_id=minio --option s3.secret_access_key=minio123
+      --option s3.access_key_id=minio --option s3.secret_access_key=@/run/secrets/minio
+  strata fs mount /datasets/mnist s3://my-bucket/mnist --option-file ./minio.options
+  strata fs mount /public s3://open-data/imagenet --option s3.credentials=anonymous
+  strata fs mount /team s3://team-bucket --option s3.credentials=ambient   # the instance role
   strata fs mount /scratch file:///mnt/nvme/scratch
-  strata fs mount /models gs://team-models --read-only --metadata-ttl 5m`,
+  strata fs mount /models gs://team-models --option gcs.credentials=ambient \
+      --read-only --metadata-ttl 5m`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := ufs.Options{}
-			for _, o := range options {
-				k, v, ok := strings.Cut(o, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("%w: --option %q: write it as KEY=VALUE", ufs.ErrInvalidURI, o)
-				}
-				opts[k] = v
+			opts, err := parseMountOptions(options, optionFiles, cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
 			ttl := time.Duration(-1)
 			if cmd.Flags().Changed("metadata-ttl") {
@@ -93,7 +109,8 @@ Options per scheme (--option KEY=VALUE, repeatable):
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&options, "option", "o", nil, "backend option KEY=VALUE (repeatable)")
+	f.StringArrayVarP(&options, "option", "o", nil, "backend option KEY=VALUE, or KEY=@FILE to read the value from FILE (repeatable)")
+	f.StringArrayVar(&optionFiles, "option-file", nil, "read backend options from FILE: KEY=VALUE lines, # comments (repeatable)")
 	f.BoolVar(&readOnly, "read-only", false, "refuse writes through Strata")
 	f.StringVar(&writeMode, "write-mode", namespace.WriteCacheThrough, "CACHE_THROUGH (UFS and cache) or THROUGH (UFS only)")
 	f.Var(&metaTTL, "metadata-ttl", "how long stat and list results are cached, e.g. 30s; 0 checks the UFS every time (default: the worker's)")

@@ -31,6 +31,8 @@ type globals struct {
 	logLevel      string
 	logFormat     string
 	dataDir       string
+	certsDir      string
+	insecure      bool
 }
 
 func (g *globals) register(root *cobra.Command) {
@@ -41,6 +43,8 @@ func (g *globals) register(root *cobra.Command) {
 	f.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", "", "log format: text or json")
 	f.StringVar(&g.dataDir, "data-dir", "", "directory for etcd data, worker identity and disk tiers (default ./.strata)")
+	f.StringVar(&g.certsDir, "certs-dir", "", "directory of ca.crt, node.crt, client.crt and cluster.key (default <data-dir>/certs; see `strata cert --help`)")
+	f.BoolVar(&g.insecure, "insecure", false, "run without TLS even on a non-loopback address: any caller that reaches a port may read and reconfigure the cluster")
 }
 
 // config builds the configuration: defaults < file < STRATA_* env < flags.
@@ -64,6 +68,12 @@ func (g *globals) config(flags *pflag.FlagSet) (conf.Config, error) {
 	if flags.Changed("data-dir") {
 		cfg.DataDir = g.dataDir
 	}
+	if flags.Changed("certs-dir") {
+		cfg.TLS.Dir = g.certsDir
+	}
+	if flags.Changed("insecure") {
+		cfg.TLS.Insecure = g.insecure
+	}
 	return cfg, nil
 }
 
@@ -86,13 +96,28 @@ func newRegistry() *ufs.Registry {
 	return r
 }
 
-func dialEtcd(ctx context.Context, cfg conf.Config) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
+// dialEtcd connects to etcd: with the process's certificate when it has one
+// (etcd takes the certificate's CommonName as the user), and with
+// etcd.username / etcd.password_file when set.
+func dialEtcd(ctx context.Context, cfg conf.Config, sec security) (*clientv3.Client, error) {
+	ecfg := clientv3.Config{
 		Endpoints:   cfg.Etcd.Endpoints,
 		DialTimeout: cfg.Etcd.DialTimeout.D(),
 		Logger:      zap.NewNop(),
 		Context:     context.WithoutCancel(ctx),
-	})
+	}
+	if sec.bundle != nil {
+		ecfg.TLS = sec.bundle.ClientTLS("")
+		ecfg.Endpoints = httpsURLs(cfg.Etcd.Endpoints)
+	}
+	if cfg.Etcd.Username != "" {
+		pw, err := os.ReadFile(cfg.Etcd.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcd.password_file: %w", err)
+		}
+		ecfg.Username, ecfg.Password = cfg.Etcd.Username, strings.TrimRight(string(pw), "\r\n")
+	}
+	cli, err := clientv3.New(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(cfg.Etcd.Endpoints, ","), err)
 	}
@@ -101,7 +126,13 @@ func dialEtcd(ctx context.Context, cfg conf.Config) (*clientv3.Client, error) {
 	defer cancel()
 	if _, err := cli.Get(sctx, cfg.Etcd.Prefix+"/meta/ping"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("%w: etcd at %s does not answer (%v); is `strata local` running, or pass --etcd-endpoints", ufs.ErrUnavailable, strings.Join(cfg.Etcd.Endpoints, ","), err)
+		if sec.bundle == nil {
+			return nil, fmt.Errorf("%w: etcd at %s does not answer (%v); is `strata local` running, or pass --etcd-endpoints; "+
+				"this process found no certificates in %s: a cluster that uses TLS refuses it (pass --certs-dir)",
+				ufs.ErrUnavailable, strings.Join(ecfg.Endpoints, ","), err, sec.dir)
+		}
+		return nil, fmt.Errorf("%w: etcd at %s does not answer or refuses this certificate (%s, from %s): %v; is `strata local` running, or pass --etcd-endpoints",
+			ufs.ErrUnavailable, strings.Join(ecfg.Endpoints, ","), sec.bundle.Identity, sec.dir, err)
 	}
 	return cli, nil
 }
@@ -130,11 +161,15 @@ func (g *globals) withClient(cmd *cobra.Command, fn func(ctx context.Context, c 
 // openClient dials etcd and starts a client for cfg; closeClient releases
 // both.
 func openClient(ctx context.Context, cfg conf.Config, log *slog.Logger) (c *client.Client, closeClient func(), err error) {
-	etcd, err := dialEtcd(ctx, cfg)
+	sec, err := loadSecurity(cfg, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err = client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log})
+	etcd, err := dialEtcd(ctx, cfg, sec)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log, TLS: sec.bundle, Secrets: sec.box})
 	if err != nil {
 		etcd.Close()
 		return nil, nil, err
@@ -162,6 +197,10 @@ func explain(err error) string {
 	switch {
 	case errors.Is(err, rpcpb.ErrReadOnly):
 		return msg + "\n  hint: the mount is read-only; `strata fs mount --read-only=false` it again or write elsewhere"
+	case errors.Is(err, ufs.ErrPermission) && strings.Contains(msg, "allowed_local_roots"):
+		return msg
+	case errors.Is(err, ufs.ErrPermission) && (strings.Contains(msg, "certificate") || strings.Contains(msg, "admin")):
+		return msg + "\n  hint: see `strata cert --help` and docs/security.md"
 	case errors.Is(err, ufs.ErrPermission):
 		return msg + "\n  hint: check the credentials (--option s3.access_key_id=... --option s3.secret_access_key=...) and the bucket policy"
 	case errors.Is(err, namespace.ErrMountConflict):

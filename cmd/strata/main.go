@@ -48,7 +48,8 @@ Start a single-node Strata with no external services:
   strata local
 
 Then, in another terminal:
-  strata fs mount /datasets/mnist s3://bucket/mnist --option s3.endpoint=http://127.0.0.1:9000
+  strata fs mount /datasets/mnist s3://bucket/mnist --option s3.endpoint=http://127.0.0.1:9000 \
+      --option s3.access_key_id=KEY --option s3.secret_access_key=@/path/to/secret
   strata fs ls -l /datasets/mnist
   strata report`,
 		SilenceUsage:  true,

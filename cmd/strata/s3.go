@@ -45,7 +45,7 @@ func startS3FrontEnd(ctx context.Context, cfg conf.Config, opts localOptions, c 
 // receives its metrics.
 func runS3(ctx context.Context, cfg conf.Config, c *client.Client, log *slog.Logger, out io.Writer, reg prometheus.Registerer) (*s3api.Server, error) {
 	var dev *conf.S3AccessKey
-	if len(cfg.S3.AccessKeys) == 0 && cfg.S3.Anonymous == conf.S3AnonymousOff {
+	if len(cfg.S3.AccessKeys) == 0 && len(cfg.S3.BucketKeys) == 0 && cfg.S3.Anonymous == conf.S3AnonymousOff {
 		k, err := devAccessKey(cfg)
 		if err != nil {
 			return nil, err
@@ -70,10 +70,10 @@ func runS3(ctx context.Context, cfg conf.Config, c *client.Client, log *slog.Log
                 (generated, kept in %s; set s3.access_keys to use your own)
   e.g.          AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 ls
 `, dev.ID, dev.Secret, filepath.Join(cfg.DataDir, devKeysFile), dev.ID, dev.Secret, endpoint)
-	case len(cfg.S3.AccessKeys) == 0:
+	case len(cfg.S3.AccessKeys)+len(cfg.S3.BucketKeys) == 0:
 		fmt.Fprintf(out, "  S3 access:    anonymous (%s), no access keys\n", cfg.S3.Anonymous)
 	default:
-		fmt.Fprintf(out, "  S3 access:    %d configured access key(s); anonymous %s\n", len(cfg.S3.AccessKeys), cfg.S3.Anonymous)
+		fmt.Fprintf(out, "  S3 access:    %d configured access key(s); anonymous %s\n", len(cfg.S3.AccessKeys)+len(cfg.S3.BucketKeys), cfg.S3.Anonymous)
 	}
 	return srv, nil
 }

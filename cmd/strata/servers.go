@@ -97,6 +97,7 @@ interrupted (Ctrl-C or SIGTERM), then shuts down cleanly.`,
 			if err != nil {
 				return err
 			}
+			conf.LocalDefaults(&cfg)
 			sf.apply(cmd.Flags(), &cfg, "worker-")
 			if !cmd.Flags().Changed("etcd-endpoints") {
 				cfg.Etcd.Endpoints = []string{cfg.Etcd.EmbedClientURL}
@@ -119,22 +120,37 @@ interrupted (Ctrl-C or SIGTERM), then shuts down cleanly.`,
 // runLocal runs etcd, a coordinator and a worker in this process.
 func runLocal(ctx context.Context, cfg conf.Config, lo localOptions, out io.Writer) error {
 	log := newLogger(cfg.Log)
-	etcdSrv, err := embedetcd.Start(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.Etcd.EmbedClientURL, cfg.Etcd.EmbedPeerURL)
+	if err := ensureLocalCerts(cfg, out); err != nil {
+		return err
+	}
+	sec, err := loadSecurity(cfg, true)
+	if err != nil {
+		return err
+	}
+	if err := checkBinds(sec, cfg, log, cfg.Coordinator.Listen, cfg.Worker.Listen, cfg.Worker.DataListen); err != nil {
+		return err
+	}
+	if sec.bundle != nil {
+		cfg.Etcd.EmbedClientURL = httpsURLs([]string{cfg.Etcd.EmbedClientURL})[0]
+		cfg.Etcd.EmbedPeerURL = httpsURLs([]string{cfg.Etcd.EmbedPeerURL})[0]
+		cfg.Etcd.Endpoints = httpsURLs(cfg.Etcd.Endpoints)
+	}
+	etcdSrv, err := embedetcd.Start(ctx, filepath.Join(cfg.DataDir, "etcd"), cfg.Etcd.EmbedClientURL, cfg.Etcd.EmbedPeerURL, embedSecurity(cfg, sec))
 	if err != nil {
 		return err
 	}
 	defer etcdSrv.Close()
-	cli, err := dialEtcd(ctx, cfg)
+	cli, err := dialEtcd(ctx, cfg, sec)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
 	reg := metricsRegistry()
-	coord, wrk, err := startServers(ctx, cfg, cli, reg, log, true, true)
+	coord, wrk, err := startServers(ctx, cfg, cli, sec, reg, log, true, true)
 	if err != nil {
 		return err
 	}
-	c, err := client.New(ctx, client.Options{Etcd: cli, Config: cfg, Registry: newRegistry(), Logger: log, Local: wrk})
+	c, err := client.New(ctx, client.Options{Etcd: cli, Config: cfg, Registry: newRegistry(), Logger: log, Local: wrk, TLS: sec.bundle, Secrets: sec.box})
 	if err != nil {
 		_ = stopServers(log, coord, wrk)
 		return err
@@ -155,7 +171,7 @@ func runLocal(ctx context.Context, cfg conf.Config, lo localOptions, out io.Writ
 Try, in another terminal:
   strata fs mount /data file:///path/to/dir
   strata fs mount /datasets/mnist s3://bucket/mnist --option s3.endpoint=http://127.0.0.1:9000 \
-      --option s3.access_key_id=KEY --option s3.secret_access_key=SECRET
+      --option s3.access_key_id=KEY --option s3.secret_access_key=@/path/to/secret
   strata fs ls -l /datasets/mnist
   strata fs cat /datasets/mnist/README
   strata load /datasets/mnist
@@ -169,12 +185,12 @@ Press Ctrl-C to stop.
 }
 
 // startServers starts the requested daemons over an etcd connection.
-func startServers(ctx context.Context, cfg conf.Config, cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger, withCoord, withWorker bool) (*coordinator.Server, *worker.Server, error) {
+func startServers(ctx context.Context, cfg conf.Config, cli *clientv3.Client, sec security, reg *prometheus.Registry, log *slog.Logger, withCoord, withWorker bool) (*coordinator.Server, *worker.Server, error) {
 	var coord *coordinator.Server
 	var wrk *worker.Server
 	var err error
 	if withCoord {
-		coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg})
+		coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -184,7 +200,7 @@ func startServers(ctx context.Context, cfg conf.Config, cli *clientv3.Client, re
 		}
 	}
 	if withWorker {
-		wrk, err = worker.New(ctx, cfg, worker.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg})
+		wrk, err = worker.New(ctx, cfg, worker.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
 		if err == nil {
 			err = wrk.Start(ctx)
 			if err != nil {
@@ -263,12 +279,26 @@ func runDaemon(cmd *cobra.Command, g *globals, sf *serverFlags, prefix string, w
 	}
 	ctx := cmd.Context()
 	log := newLogger(cfg.Log)
-	cli, err := dialEtcd(ctx, cfg)
+	sec, err := loadSecurity(cfg, true)
+	if err != nil {
+		return err
+	}
+	var binds []string
+	if withCoord {
+		binds = append(binds, cfg.Coordinator.Listen)
+	}
+	if withWorker {
+		binds = append(binds, cfg.Worker.Listen, cfg.Worker.DataListen)
+	}
+	if err := checkBinds(sec, cfg, log, binds...); err != nil {
+		return err
+	}
+	cli, err := dialEtcd(ctx, cfg, sec)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	coord, wrk, err := startServers(ctx, cfg, cli, metricsRegistry(), log, withCoord, withWorker)
+	coord, wrk, err := startServers(ctx, cfg, cli, sec, metricsRegistry(), log, withCoord, withWorker)
 	if err != nil {
 		return err
 	}

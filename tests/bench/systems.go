@@ -277,6 +277,7 @@ type strata struct {
 	mode   strataMode
 	mnt    string
 	etcd   string
+	certs  string // the certificates strata local made (its CLI is admin)
 	s3Addr string
 	c      *s3.Client
 	p      *harness.Process
@@ -346,6 +347,7 @@ func (s *strata) Start(ctx context.Context) error {
 	}
 	ports := harness.FreePorts(s.e.tb, 6)
 	s.etcd = "http://" + harness.Addr(ports[0])
+	s.certs = filepath.Join(dir, "certs")
 	s.s3Addr = harness.Addr(ports[5])
 	cfg := filepath.Join(dir, "strata.yaml")
 	if err := os.WriteFile(cfg, []byte(s.config(dir, ports)), 0o644); err != nil {
@@ -375,9 +377,12 @@ func (s *strata) Start(ctx context.Context) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	m := s.e.minio
-	if out, err := s.cli(ctx, "fs", "mount", "/bench", "s3://"+s.e.bucket, "--metadata-ttl", "1h",
-		"--option", "s3.endpoint="+m.Endpoint, "--option", "s3.region=us-east-1",
-		"--option", "s3.access_key_id="+m.AccessKey, "--option", "s3.secret_access_key="+m.SecretKey); err != nil {
+	optFile := filepath.Join(dir, "minio.options")
+	opts := "s3.endpoint=" + m.Endpoint + "\ns3.region=us-east-1\ns3.access_key_id=" + m.AccessKey + "\ns3.secret_access_key=" + m.SecretKey + "\n"
+	if err := os.WriteFile(optFile, []byte(opts), 0o600); err != nil {
+		return err
+	}
+	if out, err := s.cli(ctx, "fs", "mount", "/bench", "s3://"+s.e.bucket, "--metadata-ttl", "1h", "--option-file", optFile); err != nil {
 		return fmt.Errorf("strata fs mount: %w: %s", err, out)
 	}
 	if s.mode == strataS3 {
@@ -389,7 +394,7 @@ func (s *strata) Start(ctx context.Context) error {
 
 // cli runs a strata client command against this deployment.
 func (s *strata) cli(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.e.strata, append([]string{"--etcd-endpoints", s.etcd}, args...)...)
+	cmd := exec.CommandContext(ctx, s.e.strata, append([]string{"--etcd-endpoints", s.etcd, "--certs-dir", s.certs}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -36,13 +36,17 @@ func TestMain(m *testing.M) {
 type local struct {
 	proc *harness.Process
 	etcd string
+	// certs is the certificate directory `strata local` created: its
+	// client.crt is an admin, its node.crt serves daemons started beside it.
+	certs string
 }
 
 func startLocal(t *testing.T) *local {
 	t.Helper()
 	ports := harness.FreePorts(t, 2)
 	etcd, etcdPeer := "http://"+harness.Addr(ports[0]), "http://"+harness.Addr(ports[1])
-	args := []string{"local", "--data-dir", t.TempDir(),
+	dataDir := t.TempDir()
+	args := []string{"local", "--data-dir", dataDir,
 		"--embed-client-url", etcd, "--embed-peer-url", etcdPeer,
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--worker-listen", "127.0.0.1:0", "--worker-data-listen", "127.0.0.1:0", "--worker-memory", "128MiB"}
@@ -54,13 +58,13 @@ func startLocal(t *testing.T) *local {
 		}
 		return nil
 	})
-	return &local{proc: p, etcd: etcd}
+	return &local{proc: p, etcd: strings.Replace(etcd, "http://", "https://", 1), certs: filepath.Join(dataDir, "certs")}
 }
 
 // run runs a client command and returns stdout, stderr and the exit code.
 func (l *local) run(t *testing.T, stdin []byte, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--etcd-endpoints", l.etcd}, args...)...)
+	cmd := exec.Command(binary, append([]string{"--etcd-endpoints", l.etcd, "--certs-dir", l.certs}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {

@@ -19,11 +19,11 @@ import (
 func TestSeparateDaemons(t *testing.T) {
 	l := startLocal(t)
 	coord := harness.Start(t, "coordinator", nil, binary, "coordinator", "--etcd-endpoints", l.etcd,
-		"--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", t.TempDir())
+		"--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", t.TempDir(), "--certs-dir", l.certs)
 	coord.WaitReady(t, 30*time.Second, logSays(coord, "coordinator serving"))
 	for i := range 2 {
 		w := harness.Start(t, fmt.Sprintf("worker-%d", i), nil, binary, "worker", "--etcd-endpoints", l.etcd,
-			"--listen", "127.0.0.1:0", "--data-listen", "127.0.0.1:0", "--memory", "64MiB", "--data-dir", t.TempDir())
+			"--listen", "127.0.0.1:0", "--data-listen", "127.0.0.1:0", "--memory", "64MiB", "--data-dir", t.TempDir(), "--certs-dir", l.certs)
 		w.WaitReady(t, 30*time.Second, logSays(w, "worker serving"))
 	}
 	deadline := time.Now().Add(20 * time.Second)

@@ -24,7 +24,7 @@ func TestLocalWorkerReadsInProcess(t *testing.T) {
 	putObject(t, bucket, "big", data)
 	c.MustMount(t, "/l", "s3://"+bucket, minio.S3Options(), func(m *namespace.Mount) { m.MetadataTTL = 0 })
 	ctx := context.Background()
-	lc, err := client.New(ctx, client.Options{Etcd: c.Etcd, Config: c.Config, Registry: c.Registry, Logger: c.Log, Local: c.Workers[0]})
+	lc, err := client.New(ctx, client.Options{Etcd: c.Etcd, Config: c.Config, Registry: c.Registry, Logger: c.Log, Local: c.Workers[0], Secrets: c.Secrets})
 	if err != nil {
 		t.Fatal(err)
 	}

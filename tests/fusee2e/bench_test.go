@@ -138,7 +138,7 @@ func BenchmarkFUSE(b *testing.B) {
 		cfg.Worker.Cache.Tiers = []conf.Tier{{Name: "ssd", Medium: "disk", Policy: "lru", Dirs: []conf.TierDir{{Path: diskDir, Quota: 4 << 30}}}}
 	}})
 	diskC.MustMount(b, "/data", "s3://"+bucket, minio.S3Options())
-	diskLocal, err := client.New(ctx, client.Options{Etcd: diskC.Etcd, Config: diskC.Config, Registry: diskC.Registry, Logger: diskC.Log, Local: diskC.Workers[0]})
+	diskLocal, err := client.New(ctx, client.Options{Etcd: diskC.Etcd, Config: diskC.Config, Registry: diskC.Registry, Logger: diskC.Log, Local: diskC.Workers[0], Secrets: diskC.Secrets})
 	if err != nil {
 		b.Fatal(err)
 	}

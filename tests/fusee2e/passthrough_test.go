@@ -34,7 +34,7 @@ func diskTierCluster(t testing.TB, files map[string][]byte) (*testcluster.Cluste
 		cfg.Worker.Cache.Tiers = []conf.Tier{{Name: "ssd", Medium: "disk", Policy: "lru", Dirs: []conf.TierDir{{Path: cache, Quota: 1 << 30}}}}
 	}})
 	c.MustMount(t, "/local", "file://"+src, nil)
-	lc, err := client.New(context.Background(), client.Options{Etcd: c.Etcd, Config: c.Config, Registry: c.Registry, Logger: c.Log, Local: c.Workers[0]})
+	lc, err := client.New(context.Background(), client.Options{Etcd: c.Etcd, Config: c.Config, Registry: c.Registry, Logger: c.Log, Local: c.Workers[0], Secrets: c.Secrets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,9 @@ import (
 // Its methods are safe for concurrent use.
 type FakeGCS struct {
 	*Process
-	// Endpoint is http://127.0.0.1:port: pass it as the gcs.endpoint option,
-	// or as STORAGE_EMULATOR_HOST.
+	// Endpoint is http://127.0.0.1:port: pass it as the gcs.endpoint option
+	// with gcs.credentials=anonymous, or as STORAGE_EMULATOR_HOST with
+	// gcs.credentials=ambient.
 	Endpoint string
 	// DataDir is the server's storage directory (filesystem backend only).
 	DataDir string

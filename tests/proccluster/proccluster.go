@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/stratafs/strata/client"
+	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/conf"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/tests/harness"
 	"github.com/stratafs/strata/tests/testcluster"
@@ -83,7 +85,24 @@ func Start(t testing.TB, o Options) *Cluster {
 	c := &Cluster{T: t, Root: t, Opts: o, Coords: map[string]*harness.Process{}, Workers: map[string]*harness.Process{}, Dirs: map[string]string{}}
 	c.Etcd = harness.StartEtcdCluster(t, o.EtcdMembers)
 	c.Config = filepath.Join(t.TempDir(), "strata.yaml")
-	yaml := fmt.Sprintf("worker:\n  block_size: %d\n  lease_ttl: 3s\n", o.BlockSize)
+	// Tests mount temp directories anywhere.
+	yaml := "coordinator:\n  allowed_local_roots: [\"*\"]\n"
+	// Every process gets the cluster key, so mount credentials are sealed in
+	// etcd; without a CA the cluster runs in plaintext on loopback.
+	keyFile := filepath.Join(t.TempDir(), pki.ClusterKeyFile)
+	if err := pki.GenerateClusterKey(keyFile, pki.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.ReadClusterKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := cluster.NewSecretBox(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml += fmt.Sprintf("tls:\n  cluster_key_file: %s\n", keyFile)
+	yaml += fmt.Sprintf("worker:\n  block_size: %d\n  lease_ttl: 3s\n", o.BlockSize)
 	if o.MetadataTTL > 0 {
 		yaml += fmt.Sprintf("  metadata_ttl: %s\n", o.MetadataTTL)
 	}
@@ -101,14 +120,13 @@ func Start(t testing.TB, o Options) *Cluster {
 	cfg.Etcd.Endpoints = c.Etcd.Endpoints()
 	cfg.Worker.BlockSize = conf.Size(o.BlockSize)
 	cfg.Client.RequestTimeout = conf.Duration(o.RequestTimeout)
-	var err error
 	c.EtcdCli, err = clientv3.New(clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.EtcdCli.Close() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c.Client, err = client.New(context.Background(), client.Options{Etcd: c.EtcdCli, Config: cfg, Registry: testcluster.Registry(), Logger: log})
+	c.Client, err = client.New(context.Background(), client.Options{Etcd: c.EtcdCli, Config: cfg, Registry: testcluster.Registry(), Logger: log, Secrets: box})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestStrataLocal(t *testing.T) {
 	endpoint, id, secret, p := start()
 	bucket := minio.NewBucket(t, "local")
 	opts := minio.S3Options()
-	mount := []string{"--etcd-endpoints", etcd, "fs", "mount", "/shared", "s3://" + bucket}
+	mount := []string{"--etcd-endpoints", etcd, "--certs-dir", filepath.Join(dataDir, "certs"), "fs", "mount", "/shared", "s3://" + bucket}
 	for _, k := range []string{"s3.endpoint", "s3.region", "s3.access_key_id", "s3.secret_access_key"} {
 		mount = append(mount, "--option", k+"="+opts[k])
 	}

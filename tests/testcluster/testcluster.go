@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/stratafs/strata/client"
+	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/cluster/embedetcd"
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/coordinator"
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/pki"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/tests/harness"
 	"github.com/stratafs/strata/ufs"
@@ -39,6 +41,11 @@ type Options struct {
 	Workers int
 	// Tune changes the configuration before anything starts.
 	Tune func(cfg *conf.Config)
+	// TLS runs every part with mutual TLS: a CA, a node certificate, an
+	// admin and a plain client certificate are made in CertsDir, etcd
+	// checks roles, workers ask for data tokens. The cluster's Client is
+	// the admin. Without it the cluster runs in plaintext on loopback.
+	TLS bool
 }
 
 // Cluster is a running in-process cluster.
@@ -51,6 +58,13 @@ type Cluster struct {
 	Client   *client.Client
 	Registry *ufs.Registry
 	Log      *slog.Logger
+	// CertsDir holds the cluster's certificates (with Options.TLS) and its
+	// cluster key (always).
+	CertsDir string
+	// Node is the node certificate (nil without TLS); Secrets opens mount
+	// credentials with the cluster key.
+	Node    *pki.Bundle
+	Secrets *cluster.SecretBox
 
 	etcdSrv *embedetcd.Server
 	conn    *grpc.ClientConn
@@ -84,6 +98,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	cfg.Worker.LeaseTTL = conf.Duration(3 * time.Second)
 	cfg.Worker.Cache.Tiers[0].Size = 256 << 20
 	cfg.Client.RequestTimeout = conf.Duration(10 * time.Second)
+	// Tests mount temp directories anywhere; a Tune may narrow this.
+	cfg.Coordinator.AllowedLocalRoots = []string{conf.AllowAnyLocalRoot}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}
@@ -95,16 +111,24 @@ func Start(t testing.TB, opts Options) *Cluster {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	c := &Cluster{T: t, Config: cfg, Registry: Registry(), Log: log}
+	c := &Cluster{T: t, Config: cfg, Registry: Registry(), Log: log, CertsDir: filepath.Join(dir, "certs")}
 	var err error
+	admin := c.security(t, opts.TLS)
 	// Another test binary may take a port between FreePorts and the listen;
 	// pick fresh ports and try again then.
 	for attempt := 1; ; attempt++ {
 		ports := harness.FreePorts(t, 2)
-		c.Config.Etcd.EmbedClientURL = "http://" + harness.Addr(ports[0])
-		c.Config.Etcd.EmbedPeerURL = "http://" + harness.Addr(ports[1])
+		scheme := "http://"
+		var sec *embedetcd.Security
+		if opts.TLS {
+			scheme = "https://"
+			sec = &embedetcd.Security{CAFile: filepath.Join(c.CertsDir, pki.CACertFile), CertFile: filepath.Join(c.CertsDir, pki.NodeCertFile),
+				KeyFile: filepath.Join(c.CertsDir, pki.NodeKeyFile), Prefix: cfg.Etcd.Prefix}
+		}
+		c.Config.Etcd.EmbedClientURL = scheme + harness.Addr(ports[0])
+		c.Config.Etcd.EmbedPeerURL = scheme + harness.Addr(ports[1])
 		c.Config.Etcd.Endpoints = []string{c.Config.Etcd.EmbedClientURL}
-		c.etcdSrv, err = embedetcd.Start(ctx, filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)), c.Config.Etcd.EmbedClientURL, c.Config.Etcd.EmbedPeerURL)
+		c.etcdSrv, err = embedetcd.Start(ctx, filepath.Join(dir, fmt.Sprintf("etcd-%d", attempt)), c.Config.Etcd.EmbedClientURL, c.Config.Etcd.EmbedPeerURL, sec)
 		if err == nil {
 			break
 		}
@@ -114,12 +138,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	cfg = c.Config
 	t.Cleanup(c.etcdSrv.Close)
-	c.Etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.Etcd.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatalf("testcluster: etcd client: %v", err)
-	}
-	t.Cleanup(func() { c.Etcd.Close() })
-	c.Coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: c.Etcd, Registry: c.Registry, Logger: log})
+	c.Etcd = c.DialEtcd(t, c.Node)
+	c.Coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: c.Etcd, Registry: c.Registry, Logger: log, TLS: c.Node, Secrets: c.Secrets})
 	if err != nil {
 		t.Fatalf("testcluster: coordinator: %v", err)
 	}
@@ -130,7 +150,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 	for i := range opts.Workers {
 		c.StartWorker(t, fmt.Sprintf("w%d", i))
 	}
-	c.Client, err = client.New(ctx, client.Options{Etcd: c.Etcd, Config: cfg, Registry: c.Registry, Logger: log})
+	clientEtcd := c.Etcd
+	if admin != nil {
+		clientEtcd = c.DialEtcd(t, admin)
+	}
+	c.Client, err = client.New(ctx, client.Options{Etcd: clientEtcd, Config: cfg, Registry: c.Registry, Logger: log, TLS: admin, Secrets: c.Secrets})
 	if err != nil {
 		t.Fatalf("testcluster: client: %v", err)
 	}
@@ -143,6 +167,69 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.conn, c.coordC = conn, coordC
 	t.Cleanup(func() { _ = conn.Close() })
 	return c
+}
+
+// security makes the cluster key and, with withTLS, the certificates; it
+// returns the admin client's bundle (nil without TLS).
+func (c *Cluster) security(t testing.TB, withTLS bool) *pki.Bundle {
+	t.Helper()
+	keyFile := filepath.Join(c.CertsDir, pki.ClusterKeyFile)
+	if err := os.MkdirAll(c.CertsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.GenerateClusterKey(keyFile, pki.Options{}); err != nil {
+		t.Fatalf("testcluster: cluster key: %v", err)
+	}
+	key, err := pki.ReadClusterKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Secrets, err = cluster.NewSecretBox(key); err != nil {
+		t.Fatal(err)
+	}
+	if !withTLS {
+		return nil
+	}
+	if err := pki.CreateCA(c.CertsDir, pki.Options{}); err != nil {
+		t.Fatalf("testcluster: CA: %v", err)
+	}
+	if err := pki.CreateNode(c.CertsDir, []string{"localhost", "127.0.0.1"}, pki.Options{}); err != nil {
+		t.Fatalf("testcluster: node certificate: %v", err)
+	}
+	if c.Node, err = pki.LoadDir(c.CertsDir, true); err != nil {
+		t.Fatal(err)
+	}
+	return c.ClientBundle(t, "admin", pki.RoleAdmin)
+}
+
+// ClientBundle makes (or loads) a client certificate of the cluster's CA.
+func (c *Cluster) ClientBundle(t testing.TB, name string, role pki.Role) *pki.Bundle {
+	t.Helper()
+	certPath, err := pki.CreateClient(c.CertsDir, name, role, false, pki.Options{Overwrite: true})
+	if err != nil {
+		t.Fatalf("testcluster: client certificate %s: %v", name, err)
+	}
+	b, err := pki.Load(filepath.Join(c.CertsDir, pki.CACertFile), certPath, strings.TrimSuffix(certPath, ".crt")+".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// DialEtcd connects to the cluster's etcd with a bundle (nil: plaintext) and
+// closes the connection when the test ends.
+func (c *Cluster) DialEtcd(t testing.TB, b *pki.Bundle) *clientv3.Client {
+	t.Helper()
+	ecfg := clientv3.Config{Endpoints: c.Config.Etcd.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if b != nil {
+		ecfg.TLS = b.ClientTLS("")
+	}
+	cli, err := clientv3.New(ecfg)
+	if err != nil {
+		t.Fatalf("testcluster: etcd client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // stop runs a Close-like function with a bounded context.
@@ -158,7 +245,7 @@ func (c *Cluster) StartWorker(t testing.TB, id string) *worker.Server {
 	cfg := c.Config
 	cfg.Worker.ID = id
 	cfg.DataDir = filepath.Join(c.Config.DataDir, "worker-"+id)
-	w, err := worker.New(context.Background(), cfg, worker.Deps{Etcd: c.Etcd, Registry: c.Registry, Logger: c.Log})
+	w, err := worker.New(context.Background(), cfg, worker.Deps{Etcd: c.Etcd, Registry: c.Registry, Logger: c.Log, TLS: c.Node, Secrets: c.Secrets})
 	if err != nil {
 		t.Fatalf("testcluster: worker %s: %v", id, err)
 	}

@@ -220,7 +220,7 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("parseTarget(%q): %v", c.raw, err)
 			continue
 		}
-		want := target{container: c.container, prefix: c.prefix, account: c.acct, endpoint: c.endpnt}
+		want := target{uri: c.raw, container: c.container, prefix: c.prefix, account: c.acct, endpoint: c.endpnt}
 		if tg != want {
 			t.Errorf("parseTarget(%q) = %+v, want %+v", c.raw, tg, want)
 		}
@@ -287,12 +287,14 @@ func TestParseConfig(t *testing.T) {
 		{"DevStorage", tg, ufs.Options{OptConnectionString: "UseDevelopmentStorage=true"}, noEnv, authSharedKey, "http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1", OptConnectionString},
 		{"SASOption", tg, ufs.Options{OptAccountName: "acct1", OptSASToken: "?sv=1&sig=abc"}, noEnv, authSAS, "https://acct1.blob.core.windows.net", "acct1", OptSASToken},
 		{"Anonymous", tg, ufs.Options{OptAccountName: "acct1", OptAnonymous: "true"}, noEnv, authAnonymous, "https://acct1.blob.core.windows.net", "acct1", OptAnonymous},
-		{"EnvConnString", tg, nil, env(map[string]string{EnvConnectionString: "AccountName=acct2;AccountKey=" + harness.AzuriteKey, EnvAccount: "ignored"}), authSharedKey, "https://acct2.blob.core.windows.net", "acct2", "$" + EnvConnectionString},
-		{"EnvKey", tg, nil, env(map[string]string{EnvAccount: "acct3", EnvKey: harness.AzuriteKey}), authSharedKey, "https://acct3.blob.core.windows.net", "acct3", "$" + EnvKey},
-		{"EnvSAS", tg, nil, env(map[string]string{EnvAccount: "acct3", EnvSASToken: "sig=x"}), authSAS, "https://acct3.blob.core.windows.net", "acct3", "$" + EnvSASToken},
+		{"AnonymousOption", tg, ufs.Options{OptAccountName: "acct1", OptCredentials: CredAnonymous}, noEnv, authAnonymous, "https://acct1.blob.core.windows.net", "acct1", OptCredentials + "=" + CredAnonymous},
+		{"KeyStatic", tg, ufs.Options{OptAccountName: "acct1", OptAccountKey: harness.AzuriteKey, OptCredentials: CredStatic}, noEnv, authSharedKey, "https://acct1.blob.core.windows.net", "acct1", OptAccountKey},
+		{"EnvConnString", tg, ufs.Options{OptCredentials: CredAmbient}, env(map[string]string{EnvConnectionString: "AccountName=acct2;AccountKey=" + harness.AzuriteKey, EnvAccount: "ignored"}), authSharedKey, "https://acct2.blob.core.windows.net", "acct2", "$" + EnvConnectionString},
+		{"EnvKey", tg, ufs.Options{OptCredentials: CredAmbient}, env(map[string]string{EnvAccount: "acct3", EnvKey: harness.AzuriteKey}), authSharedKey, "https://acct3.blob.core.windows.net", "acct3", "$" + EnvKey},
+		{"EnvSAS", tg, ufs.Options{OptCredentials: CredAmbient}, env(map[string]string{EnvAccount: "acct3", EnvSASToken: "sig=x"}), authSAS, "https://acct3.blob.core.windows.net", "acct3", "$" + EnvSASToken},
 		{"OptionBeatsEnv", tg, ufs.Options{OptAccountName: "acct4", OptAccountKey: harness.AzuriteKey}, env(map[string]string{EnvConnectionString: "garbage"}), authSharedKey, "https://acct4.blob.core.windows.net", "acct4", OptAccountKey},
-		{"AccountURL", target{container: "c1c", account: "acct5", endpoint: "https://acct5.blob.core.windows.net"}, nil, env(map[string]string{EnvKey: harness.AzuriteKey}), authSharedKey, "https://acct5.blob.core.windows.net", "acct5", "$" + EnvKey},
-		{"DefaultCredential", tg, ufs.Options{OptAccountName: "acct6"}, noEnv, authDefaultCredential, "https://acct6.blob.core.windows.net", "acct6", "the Azure default credential chain"},
+		{"AccountURL", target{container: "c1c", account: "acct5", endpoint: "https://acct5.blob.core.windows.net"}, ufs.Options{OptCredentials: CredAmbient}, env(map[string]string{EnvKey: harness.AzuriteKey}), authSharedKey, "https://acct5.blob.core.windows.net", "acct5", "$" + EnvKey},
+		{"DefaultCredential", tg, ufs.Options{OptAccountName: "acct6", OptCredentials: CredAmbient}, noEnv, authDefaultCredential, "https://acct6.blob.core.windows.net", "acct6", "the Azure default credential chain"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -326,7 +328,7 @@ func TestBadOptions(t *testing.T) {
 		{"ConnStringNoAccount", tg, ufs.Options{OptConnectionString: "AccountKey=" + secret}, []string{"neither AccountName nor BlobEndpoint"}},
 		{"BadEndpoint", tg, ufs.Options{OptAccountName: "acct1", OptAnonymous: "true", OptEndpoint: "127.0.0.1:10000"}, []string{"endpoint"}},
 		{"EndpointWithQuery", tg, ufs.Options{OptAccountName: "acct1", OptAnonymous: "true", OptEndpoint: "https://h/?sig=" + secret}, []string{OptSASToken}},
-		{"HTTPWithoutCredentials", tg, ufs.Options{OptEndpoint: "http://127.0.0.1:10000/devstoreaccount1"}, []string{"plain-HTTP"}},
+		{"AmbientOverHTTP", tg, ufs.Options{OptEndpoint: "http://127.0.0.1:10000/devstoreaccount1", OptCredentials: CredAmbient}, []string{"plain-HTTP"}},
 		{"BadAccount", tg, ufs.Options{OptAccountName: "Bad_Acct", OptAnonymous: "true"}, []string{"account name"}},
 		{"AccountContradiction", target{container: "cont", account: "acct1", endpoint: "https://acct1.blob.core.windows.net"}, ufs.Options{OptAccountName: "acct2", OptAnonymous: "true"}, []string{"contradicts"}},
 		{"BadBlockSize", tg, ufs.Options{OptAccountName: "acct1", OptAnonymous: "true", OptBlockSize: "64KiB"}, []string{OptBlockSize}},

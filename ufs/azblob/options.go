@@ -38,8 +38,15 @@ const (
 	// "http://127.0.0.1:10000/devstoreaccount1". It overrides the endpoint of
 	// a connection string and the account's default one.
 	OptEndpoint = "azblob.endpoint"
-	// OptAnonymous ("true") sends requests without credentials (public
-	// containers).
+	// OptCredentials says where the credentials come from: CredStatic
+	// (OptConnectionString, OptSASToken or OptAccountKey; the default when
+	// one is given), CredAmbient (the host's: the AZURE_STORAGE_* variables,
+	// then the Azure default credential chain) or CredAnonymous (no
+	// credentials). A mount with neither a credential nor this option is
+	// refused: a mount never borrows the server's identity by accident.
+	OptCredentials = "azblob.credentials"
+	// OptAnonymous ("true") is the older spelling of
+	// azblob.credentials=anonymous.
 	OptAnonymous = "azblob.anonymous"
 	// OptBlockSize is the block size of uploads (default 16MiB, at least
 	// 1MiB; raised when a known size would need more than 50,000 blocks).
@@ -52,7 +59,14 @@ const (
 	OptMaxRetries = "azblob.max_retries"
 )
 
-// Environment variables read when no credential option is given.
+// Values of OptCredentials.
+const (
+	CredStatic    = "static"
+	CredAmbient   = "ambient"
+	CredAnonymous = "anonymous"
+)
+
+// Environment variables read with azblob.credentials=ambient.
 const (
 	// EnvConnectionString holds a connection string.
 	EnvConnectionString = "AZURE_STORAGE_CONNECTION_STRING"
@@ -77,7 +91,7 @@ const (
 // typo.
 func knownOptions() []string {
 	return []string{OptAccountName, OptAccountKey, OptConnectionString, OptSASToken, OptEndpoint,
-		OptAnonymous, OptBlockSize, OptConcurrency, OptMaxRetries}
+		OptCredentials, OptAnonymous, OptBlockSize, OptConcurrency, OptMaxRetries}
 }
 
 // authKind is how requests are authorised.
@@ -119,6 +133,7 @@ type config struct {
 
 // target is what the mount URI names.
 type target struct {
+	uri       string // the URI without secrets, for messages
 	container string
 	prefix    string
 	account   string // from an account URL, else ""
@@ -145,7 +160,7 @@ func parseTarget(loc ufs.Location) (target, error) {
 			if err := checkContainer(loc.Bucket); err != nil {
 				return bad("%v", err)
 			}
-			return target{container: loc.Bucket, prefix: loc.Prefix}, nil
+			return target{uri: loc.String(), container: loc.Bucket, prefix: loc.Prefix}, nil
 		}
 		account, endpoint, err := accountHost(loc.Bucket, "https")
 		if err != nil {
@@ -158,7 +173,7 @@ func parseTarget(loc ufs.Location) (target, error) {
 		if err := checkContainer(cont); err != nil {
 			return bad("%v", err)
 		}
-		return target{container: cont, prefix: prefix, account: account, endpoint: endpoint}, nil
+		return target{uri: loc.String(), container: cont, prefix: prefix, account: account, endpoint: endpoint}, nil
 	case "wasb", "wasbs", "abfs", "abfss":
 		u, err := url.Parse(strings.TrimSpace(loc.Raw))
 		if err != nil {
@@ -182,7 +197,7 @@ func parseTarget(loc ufs.Location) (target, error) {
 		if err := checkContainer(cont); err != nil {
 			return bad("%v", err)
 		}
-		return target{container: cont, prefix: loc.Prefix, account: account, endpoint: endpoint}, nil
+		return target{uri: raw, container: cont, prefix: loc.Prefix, account: account, endpoint: endpoint}, nil
 	}
 	return bad("scheme %q is not azblob, wasb, wasbs, abfs or abfss", loc.Scheme)
 }
@@ -291,11 +306,13 @@ const (
 // ufs.ErrInvalidURI (malformed) or ufs.ErrPermission (no credentials) and
 // never contain credential material.
 //
-// Credentials, first match wins: azblob.connection_string; azblob.sas_token;
-// azblob.account_key; azblob.anonymous=true; $AZURE_STORAGE_CONNECTION_STRING;
-// $AZURE_STORAGE_SAS_TOKEN; $AZURE_STORAGE_KEY; the Azure default credential
-// chain (environment service principal, workload identity, managed identity,
-// Azure CLI), over https only.
+// Credentials: one of azblob.connection_string, azblob.sas_token and
+// azblob.account_key (static); azblob.credentials=anonymous (or the older
+// azblob.anonymous=true); or, with azblob.credentials=ambient only, the
+// host's: $AZURE_STORAGE_CONNECTION_STRING, $AZURE_STORAGE_SAS_TOKEN,
+// $AZURE_STORAGE_KEY, then the Azure default credential chain (environment
+// service principal, workload identity, managed identity, Azure CLI), over
+// https only. Neither a credential nor azblob.credentials is an error.
 func parseConfig(tg target, opts ufs.Options, env func(string) string) (config, error) {
 	cfg := config{container: tg.container, blockSize: defaultBlockSize, concurrency: defaultConcurrency, maxRetries: defaultMaxRetries}
 	var problems []string
@@ -361,13 +378,48 @@ func parseConfig(tg target, opts ufs.Options, env func(string) string) (config, 
 			explicit++
 		}
 	}
+	keyGiven := explicit > 0
 	if anonymous {
 		explicit++
 	}
 	if explicit > 1 {
 		add("give one of %s, %s, %s and %s=true", OptConnectionString, OptSASToken, OptAccountKey, OptAnonymous)
 	}
-	if explicit == 0 {
+	mode, set := opts[OptCredentials]
+	switch mode {
+	case CredStatic, CredAmbient, CredAnonymous:
+	default:
+		if set {
+			add("%s=%q: want %s (%s, %s or %s), %s (the host's Azure credentials) or %s (no credentials)",
+				OptCredentials, mode, CredStatic, OptAccountKey, OptSASToken, OptConnectionString, CredAmbient, CredAnonymous)
+			mode, set = "", false
+		}
+	}
+	if anonymous {
+		if set && mode != CredAnonymous {
+			add("%s=true contradicts %s=%s", OptAnonymous, OptCredentials, mode)
+		}
+		mode, set = CredAnonymous, true
+	}
+	uri := tg.uri
+	if uri == "" {
+		uri = "azblob://" + tg.container
+	}
+	switch {
+	case keyGiven && !set:
+		mode = CredStatic
+	case keyGiven && mode != CredStatic && !anonymous: // with anonymous, "give one of" said it
+		add("%s=%s contradicts the credential given in %s; give one", OptCredentials, mode, givenCredential(cs, sas))
+	case keyGiven:
+	case !set:
+		add("no credentials for %s: give %s, %s or %s, or %s=%s to use the host's Azure credentials "+
+			"(AZURE_STORAGE_* variables, managed identity, workload identity, az login), or %s=%s",
+			uri, OptAccountKey, OptSASToken, OptConnectionString, OptCredentials, CredAmbient, OptCredentials, CredAnonymous)
+	case mode == CredStatic:
+		add("%s=%s needs %s, %s or %s", OptCredentials, CredStatic, OptAccountKey, OptSASToken, OptConnectionString)
+	}
+	anonymous = mode == CredAnonymous && !keyGiven
+	if mode == CredAmbient && !keyGiven {
 		switch {
 		case env(EnvConnectionString) != "":
 			cs, csSource = env(EnvConnectionString), "$"+EnvConnectionString
@@ -418,7 +470,10 @@ func parseConfig(tg target, opts ufs.Options, env func(string) string) (config, 
 			cfg.authSource = OptAccountKey
 		}
 	case anonymous:
-		cfg.auth, cfg.authSource = authAnonymous, OptAnonymous
+		cfg.auth, cfg.authSource = authAnonymous, OptCredentials+"="+CredAnonymous
+		if opts.Get(OptAnonymous, "") != "" {
+			cfg.authSource = OptAnonymous
+		}
 	default:
 		cfg.auth, cfg.authSource = authDefaultCredential, "the Azure default credential chain"
 	}
@@ -454,7 +509,8 @@ func parseConfig(tg target, opts ufs.Options, env func(string) string) (config, 
 		}
 	case authDefaultCredential:
 		if cfg.serviceURL != "" && !strings.HasPrefix(cfg.serviceURL, "https://") {
-			add("no credentials for the plain-HTTP endpoint %s: set %s, %s, %s or %s=true", cfg.serviceURL, OptConnectionString, OptAccountKey, OptSASToken, OptAnonymous)
+			add("%s=%s would send the host's Azure token to the plain-HTTP endpoint %s: set %s, %s or %s, or %s=%s",
+				OptCredentials, CredAmbient, cfg.serviceURL, OptConnectionString, OptAccountKey, OptSASToken, OptCredentials, CredAnonymous)
 		}
 	}
 	if len(problems) > 0 {
@@ -521,9 +577,21 @@ func (c config) newContainerClient(tr *http.Transport) (*container.Client, error
 			ClientOptions: azcore.ClientOptions{Transport: &http.Client{Transport: tr}},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%w: azblob: no credentials: set %s, %s, %s or %s=true (or $%s, or $%s with $%s), or configure an Azure identity: %v",
-				ufs.ErrPermission, OptConnectionString, OptAccountKey, OptSASToken, OptAnonymous, EnvConnectionString, EnvAccount, EnvKey, err)
+			return nil, fmt.Errorf("%w: azblob: %s=%s found no Azure identity on this host: set %s, %s or %s, or $%s (or $%s with $%s), or configure an Azure identity: %v",
+				ufs.ErrPermission, OptCredentials, CredAmbient, OptConnectionString, OptAccountKey, OptSASToken, EnvConnectionString, EnvAccount, EnvKey, err)
 		}
 		return container.NewClient(contURL, cred, opts)
+	}
+}
+
+// givenCredential names the credential option a mount gave (for messages).
+func givenCredential(cs, sas string) string {
+	switch {
+	case cs != "":
+		return OptConnectionString
+	case sas != "":
+		return OptSASToken
+	default:
+		return OptAccountKey
 	}
 }

@@ -65,7 +65,7 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: gcs: %q: %w", ufs.ErrInvalidURI, loc.Raw, err)
 	}
-	cfg, err := parseOptions(opts)
+	cfg, err := parseOptions(loc.String(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,8 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 			kind = ufs.ErrPermission // NewClient fails only on credentials
 		}
 		return nil, &opError{op: "open", uri: fs.uri(""), kind: kind, cause: err,
-			detail: "cannot set up Google credentials: " + c.detail + " (set " + OptCredentialsFile + ", " + OptCredentialsJSON + " or " + OptAnonymous + "=true, or fix Application Default Credentials)"}
+			detail: "cannot set up Google credentials: " + c.detail + " (" + OptCredentials + "=" + CredAmbient +
+				" found no usable Application Default Credentials on this host: fix them, or set " + OptCredentialsFile + " or " + OptCredentialsJSON + ")"}
 	}
 	fs.client = client
 	fs.bucket = client.Bucket(loc.Bucket)

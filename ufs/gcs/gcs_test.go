@@ -47,9 +47,10 @@ func newBucket(t *testing.T) string {
 	return name
 }
 
-// emulatorOpts are the options that point the backend at the emulator.
+// emulatorOpts are the options that point the backend at the emulator,
+// which takes no credentials.
 func emulatorOpts() ufs.Options {
-	return ufs.Options{OptEndpoint: srv.Endpoint}
+	return ufs.Options{OptEndpoint: srv.Endpoint, OptCredentials: CredAnonymous}
 }
 
 func open(t *testing.T, uri string, opts ufs.Options) *FS {
@@ -70,7 +71,7 @@ func open(t *testing.T, uri string, opts ufs.Options) *FS {
 // playing "another tool" that wrote the bucket.
 func rawClient(t *testing.T) *storage.Client {
 	t.Helper()
-	cfg, err := parseOptions(emulatorOpts())
+	cfg, err := parseOptions("gs://raw", emulatorOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,11 +262,12 @@ func TestForeignLayout(t *testing.T) {
 }
 
 // TestEmulatorEnv finds the emulator through STORAGE_EMULATOR_HOST, as the
-// Google libraries do, without the endpoint option.
+// Google libraries do, without the endpoint option: the host's environment
+// is used because the mount asks for it (gcs.credentials=ambient).
 func TestEmulatorEnv(t *testing.T) {
 	t.Setenv(emulatorEnv, strings.TrimPrefix(srv.Endpoint, "http://"))
 	bucket := newBucket(t)
-	fs := open(t, "gs://"+bucket, nil)
+	fs := open(t, "gs://"+bucket, ufs.Options{OptCredentials: CredAmbient})
 	if _, err := fs.Put(t.Context(), "x", strings.NewReader("hello"), 5); err != nil {
 		t.Fatalf("Put via %s: %v", emulatorEnv, err)
 	}
@@ -277,7 +279,7 @@ func TestEmulatorEnv(t *testing.T) {
 // TestUnavailable points the backend at a port nobody listens on.
 func TestUnavailable(t *testing.T) {
 	port := harness.FreePort(t)
-	fs := open(t, "gs://bucket", ufs.Options{OptEndpoint: harness.Addr(port), OptMaxAttempts: "2"})
+	fs := open(t, "gs://bucket", ufs.Options{OptEndpoint: harness.Addr(port), OptMaxAttempts: "2", OptCredentials: CredAnonymous})
 	_, err := fs.Stat(t.Context(), "")
 	if !errors.Is(err, ufs.ErrUnavailable) {
 		t.Errorf("Stat(root) on a closed port = %v; want ErrUnavailable", err)
@@ -400,7 +402,7 @@ func TestBadOptions(t *testing.T) {
 		})
 	}
 	// Every problem is reported at once.
-	_, err := parseOptions(ufs.Options{OptChunkSize: "x", OptMaxAttempts: "y"})
+	_, err := parseOptions("gs://b-ok", ufs.Options{OptChunkSize: "x", OptMaxAttempts: "y"})
 	if err == nil || !strings.Contains(err.Error(), OptChunkSize) || !strings.Contains(err.Error(), OptMaxAttempts) {
 		t.Errorf("parseOptions with two bad options = %v; want both named", err)
 	}

@@ -25,9 +25,15 @@ import (
 const (
 	// OptEndpoint is the JSON API endpoint, for emulators and private
 	// endpoints: "http://127.0.0.1:4443" (the "/storage/v1/" path is added
-	// when missing). An http:// endpoint without credentials is used
-	// anonymously.
+	// when missing). An emulator takes gcs.credentials=anonymous.
 	OptEndpoint = "gcs.endpoint"
+	// OptCredentials says where the credentials come from: CredStatic (the
+	// key of OptCredentialsFile or OptCredentialsJSON, the default when one
+	// is given), CredAmbient (the host's Application Default Credentials)
+	// or CredAnonymous (no authentication). A mount with neither a key nor
+	// this option is refused: a mount never borrows the server's identity
+	// by accident.
+	OptCredentials = "gcs.credentials"
 	// OptCredentialsFile is the path of a service account, authorized user,
 	// impersonated service account or external account JSON key file.
 	OptCredentialsFile = "gcs.credentials_file"
@@ -35,7 +41,8 @@ const (
 	OptCredentialsJSON = "gcs.credentials_json"
 	// OptProject is the project billed for requests (requester-pays buckets).
 	OptProject = "gcs.project"
-	// OptAnonymous ("true") sends requests without credentials (public buckets).
+	// OptAnonymous ("true") is the older spelling of
+	// gcs.credentials=anonymous.
 	OptAnonymous = "gcs.anonymous"
 	// OptChunkSize is the resumable upload chunk size (default 16MiB, rounded
 	// up to a multiple of 256KiB). Each running upload buffers one chunk.
@@ -43,6 +50,13 @@ const (
 	// OptMaxAttempts bounds the attempts of one request, retries included
 	// (default 5).
 	OptMaxAttempts = "gcs.max_attempts"
+)
+
+// Values of OptCredentials.
+const (
+	CredStatic    = "static"
+	CredAmbient   = "ambient"
+	CredAnonymous = "anonymous"
 )
 
 const (
@@ -63,19 +77,20 @@ type config struct {
 	credsType   option.CredentialsType
 	credsSource string // option name the credentials came from, for messages
 	project     string
-	anonymous   bool
+	creds       string // CredStatic, CredAmbient or CredAnonymous
 	chunkSize   int
 	maxAttempts int
 }
 
 // knownOptions lists every key of this backend; any other "gcs." key is a typo.
 func knownOptions() []string {
-	return []string{OptEndpoint, OptCredentialsFile, OptCredentialsJSON, OptProject, OptAnonymous, OptChunkSize, OptMaxAttempts}
+	return []string{OptEndpoint, OptCredentials, OptCredentialsFile, OptCredentialsJSON, OptProject, OptAnonymous, OptChunkSize, OptMaxAttempts}
 }
 
-// parseOptions validates opts and reports every problem at once. Errors wrap
-// ufs.ErrInvalidURI and never contain credential material.
-func parseOptions(opts ufs.Options) (config, error) {
+// parseOptions validates the options of the mount of uri and reports every
+// problem at once. Errors wrap ufs.ErrInvalidURI and never contain credential
+// material.
+func parseOptions(uri string, opts ufs.Options) (config, error) {
 	cfg := config{chunkSize: defaultChunkSize, maxAttempts: defaultMaxAttempts}
 	var problems []string
 	for k := range opts {
@@ -91,12 +106,13 @@ func parseOptions(opts ufs.Options) (config, error) {
 		cfg.endpoint = norm
 	}
 	cfg.project = strings.TrimSpace(opts.Get(OptProject, ""))
+	anonymous := false
 	if v := opts.Get(OptAnonymous, ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s=%q: want true or false", OptAnonymous, v))
 		}
-		cfg.anonymous = b
+		anonymous = b
 	}
 	if v := opts.Get(OptChunkSize, ""); v != "" {
 		s, err := conf.ParseSize(v)
@@ -139,9 +155,14 @@ func parseOptions(opts ufs.Options) (config, error) {
 		}
 		cfg.credsType = t
 	}
-	if cfg.anonymous && cfg.credsJSON != nil {
-		problems = append(problems, fmt.Sprintf("%s=true contradicts %s", OptAnonymous, cfg.credsSource))
+	keyFrom := ""
+	switch {
+	case file != "":
+		keyFrom = OptCredentialsFile
+	case inline != "":
+		keyFrom = OptCredentialsJSON
 	}
+	problems = append(problems, cfg.credentialsMode(uri, opts, anonymous, keyFrom)...)
 	if len(problems) > 0 {
 		return config{}, fmt.Errorf("%w: gcs options: %s", ufs.ErrInvalidURI, strings.Join(problems, "; "))
 	}
@@ -199,21 +220,65 @@ func credentialsType(b []byte) (option.CredentialsType, error) {
 	}
 }
 
-// clientOptions turns the config into storage client options. Resolution
-// order: explicit credentials, anonymous, emulator endpoint (http:// endpoint
-// option or STORAGE_EMULATOR_HOST), Application Default Credentials.
+// credentialsMode sets c.creds from gcs.credentials, the older gcs.anonymous
+// and the option a key was given in (keyFrom, "" for none), and returns the
+// problems.
+func (c *config) credentialsMode(uri string, opts ufs.Options, anonymous bool, keyFrom string) []string {
+	key := keyFrom != ""
+	var problems []string
+	mode, set := opts[OptCredentials]
+	switch mode {
+	case CredStatic, CredAmbient, CredAnonymous:
+	default:
+		if set {
+			return []string{fmt.Sprintf("%s=%q: want %s (the key of %s or %s), %s (the host's Application Default Credentials) or %s (no authentication)",
+				OptCredentials, mode, CredStatic, OptCredentialsFile, OptCredentialsJSON, CredAmbient, CredAnonymous)}
+		}
+	}
+	if anonymous {
+		if set && mode != CredAnonymous {
+			problems = append(problems, fmt.Sprintf("%s=true contradicts %s=%s", OptAnonymous, OptCredentials, mode))
+		}
+		mode, set = CredAnonymous, true
+	}
+	switch {
+	case key && !set:
+		mode = CredStatic
+	case key && mode != CredStatic:
+		what := OptCredentials + "=" + mode
+		if anonymous {
+			what = OptAnonymous + "=true"
+		}
+		problems = append(problems, fmt.Sprintf("%s contradicts %s; give one", what, keyFrom))
+	case key:
+		// static, with its key
+	case !set:
+		problems = append(problems, fmt.Sprintf("no credentials for %s: give %s or %s, "+
+			"or %s=%s to use the host's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata server), "+
+			"or %s=%s", uri, OptCredentialsFile, OptCredentialsJSON, OptCredentials, CredAmbient, OptCredentials, CredAnonymous))
+	case mode == CredStatic:
+		problems = append(problems, fmt.Sprintf("%s=%s needs %s or %s", OptCredentials, CredStatic, OptCredentialsFile, OptCredentialsJSON))
+	case mode == CredAmbient && strings.HasPrefix(c.endpoint, "http://"):
+		problems = append(problems, fmt.Sprintf("%s=%s would send the host's Google credentials to the plain-HTTP endpoint %s; "+
+			"use an https:// endpoint, or %s=%s for an emulator", OptCredentials, CredAmbient, c.endpoint, OptCredentials, CredAnonymous))
+	}
+	c.creds = mode
+	return problems
+}
+
+// clientOptions turns the config into storage client options: the key
+// (static), no authentication (anonymous) or, for ambient only, what the
+// library finds itself: STORAGE_EMULATOR_HOST, then Application Default
+// Credentials.
 func (c config) clientOptions() []option.ClientOption {
 	opts := []option.ClientOption{storage.WithDisabledClientMetrics(), option.WithTelemetryDisabled()}
 	if c.endpoint != "" {
 		opts = append(opts, option.WithEndpoint(c.endpoint))
 	}
-	switch {
-	case c.credsJSON != nil:
+	switch c.creds {
+	case CredStatic:
 		opts = append(opts, option.WithAuthCredentialsJSON(c.credsType, c.credsJSON))
-	case c.anonymous:
-		opts = append(opts, option.WithoutAuthentication())
-	case strings.HasPrefix(c.endpoint, "http://"):
-		// A plain-HTTP endpoint is an emulator: no credentials to find.
+	case CredAnonymous:
 		opts = append(opts, option.WithoutAuthentication())
 	}
 	return opts

@@ -30,6 +30,7 @@ type settings struct {
 	accessKeyID       string
 	secretAccessKey   string
 	sessionToken      string
+	credentials       string // credStatic, credAmbient or credAnonymous
 	partSize          int64
 	uploadConcurrency int
 	maxKeys           int32
@@ -38,19 +39,33 @@ type settings struct {
 }
 
 // knownOptions lists the option keys of this backend.
-const knownOptions = "s3.endpoint, s3.region, s3.path_style, s3.access_key_id, " +
+const knownOptions = "s3.endpoint, s3.region, s3.path_style, s3.credentials, s3.access_key_id, " +
 	"s3.secret_access_key, s3.session_token, s3.part_size, s3.upload_concurrency, " +
 	"s3.max_keys, s3.max_attempts, s3.response_timeout"
+
+// Values of s3.credentials: where the credentials of a mount come from.
+const (
+	// credStatic signs with s3.access_key_id and s3.secret_access_key (the
+	// default when they are given).
+	credStatic = "static"
+	// credAmbient uses the SDK's default chain on the host that opens the
+	// mount: environment, shared config and credentials files, SSO, web
+	// identity, ECS or EC2 instance role. Only on request: a mount must not
+	// borrow a server's identity by accident.
+	credAmbient = "ambient"
+	// credAnonymous sends unsigned requests (public buckets).
+	credAnonymous = "anonymous"
+)
 
 // defResponseTimeout bounds the wait for a response's headers after the
 // request was sent: a server that accepts a connection and never answers
 // fails the request instead of hanging a read forever.
 const defResponseTimeout = 2 * time.Minute
 
-// parseOptions reads and validates the s3.* options, reporting every problem
-// at once. Messages never contain the values of secret options. Keys of other
-// backends are ignored.
-func parseOptions(opts ufs.Options) (settings, error) {
+// parseOptions reads and validates the s3.* options of the mount of uri,
+// reporting every problem at once. Messages never contain the values of
+// secret options. Keys of other backends are ignored.
+func parseOptions(uri string, opts ufs.Options) (settings, error) {
 	s := settings{
 		partSize:          defPartSize,
 		uploadConcurrency: 4,
@@ -103,6 +118,28 @@ func parseOptions(opts ufs.Options) (settings, error) {
 	}
 	if s.sessionToken != "" && s.accessKeyID == "" {
 		bad("s3.session_token needs s3.access_key_id and s3.secret_access_key")
+	}
+	keys := s.accessKeyID != "" || s.secretAccessKey != "" || s.sessionToken != ""
+	switch v, ok := opts["s3.credentials"]; {
+	case !ok && keys:
+		s.credentials = credStatic
+	case !ok:
+		bad("no credentials for %s: give s3.access_key_id and s3.secret_access_key, "+
+			"or s3.credentials=ambient to use the host's AWS credentials (env, ~/.aws, instance role), "+
+			"or s3.credentials=anonymous", uri)
+	case v == credStatic:
+		s.credentials = v
+		if !keys {
+			bad("s3.credentials=static needs s3.access_key_id and s3.secret_access_key")
+		}
+	case v == credAmbient || v == credAnonymous:
+		s.credentials = v
+		if keys {
+			bad("s3.credentials=%s contradicts s3.access_key_id, s3.secret_access_key and s3.session_token: "+
+				"drop the keys, or the s3.credentials option to sign with them", v)
+		}
+	default:
+		bad("s3.credentials=%q: want static (the keys given), ambient (the host's AWS credentials) or anonymous (unsigned requests)", v)
 	}
 	if v, ok := opts["s3.part_size"]; ok {
 		ps, err := conf.ParseSize(v)

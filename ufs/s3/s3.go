@@ -11,8 +11,12 @@
 //	s3.endpoint            http(s)://host[:port] of an S3-compatible server (default: AWS)
 //	s3.region              region (default: AWS_REGION or the shared profile, else us-east-1)
 //	s3.path_style          path-style addressing (default true when s3.endpoint is set)
-//	s3.access_key_id       credentials; without them the SDK's default chain is used
-//	s3.secret_access_key   (environment, shared config, instance role)
+//	s3.credentials         static (the keys below; the default when they are given),
+//	                       ambient (the SDK's default chain on the host: environment,
+//	                       ~/.aws, instance role) or anonymous (unsigned requests);
+//	                       with neither keys nor this option the mount is refused
+//	s3.access_key_id       static credentials
+//	s3.secret_access_key
 //	s3.session_token
 //	s3.part_size           multipart part size, 5MiB..5GiB (default 16MiB)
 //	s3.upload_concurrency  parts uploaded at once per Put (default 4)
@@ -87,7 +91,7 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: s3: prefix %q: %v", ufs.ErrInvalidURI, loc.Prefix, err)
 	}
-	set, err := parseOptions(opts)
+	set, err := parseOptions(loc.String(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +108,16 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 	if set.region != "" {
 		lopts = append(lopts, config.WithRegion(set.region))
 	}
-	if set.accessKeyID != "" {
+	switch set.credentials {
+	case credStatic:
 		lopts = append(lopts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(set.accessKeyID, set.secretAccessKey, set.sessionToken)))
+	case credAnonymous:
+		lopts = append(lopts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
+	case credAmbient:
+		// No provider: LoadDefaultConfig resolves the default chain.
+	default:
+		return nil, fmt.Errorf("%w: s3: %s: no credentials mode", ufs.ErrInvalidURI, loc) // parseOptions sets one
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, lopts...)
 	if err != nil {
