@@ -7,7 +7,7 @@ PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 export STRATA_TOOLS := $(TOOLS)
 
-.PHONY: all build test unit lint vet fmt tools proto bench microbench fuzz clean
+.PHONY: all build test unit lint vet fmt tools proto bench microbench fuzz robustness clean
 
 all: build
 
@@ -70,6 +70,14 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s): make fuzz FUZZTIME=1m
 
 microbench: tools ## go benchmarks of the tier and cluster packages (figures in docs/microbenchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./tier/ ./cluster/
+
+# robustness records a history of reads through FUSE (fresh opens, held
+# handles), the S3 API and the Go client while objects are overwritten
+# straight in MinIO, and checks it (tests/robustness): each configuration
+# runs ROBUSTNESS_DURATION (`go test` alone: 10s). Root and /dev/fuse.
+ROBUSTNESS_DURATION ?= 3m
+robustness: tools ## read-integrity robustness run, ROBUSTNESS_DURATION (default 3m) per configuration
+	STRATA_ROBUSTNESS_DURATION=$(ROBUSTNESS_DURATION) $(GO) test -count=1 -timeout 60m -run . ./tests/robustness/ -v
 
 clean:
 	rm -rf bin

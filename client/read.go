@@ -55,6 +55,20 @@ func (c *Client) Open(ctx context.Context, path string, sync bool) (*File, error
 	return &File{c: c, m: m, rel: rel, info: fi, ufsi: fi.UFS(rel)}, nil
 }
 
+// OpenVersion opens one known version of a file for reading, without asking
+// for its metadata again: fi is what an earlier Stat, Open or write returned.
+// Reads fail with ufs.ErrChanged once no copy of that version is left.
+func (c *Client) OpenVersion(fi namespace.FileInfo) (*File, error) {
+	if fi.IsDir {
+		return nil, fmt.Errorf("%s: %w", fi.Path, ufs.ErrIsDir)
+	}
+	_, m, rel, err := c.resolve(fi.Path)
+	if err != nil {
+		return nil, err
+	}
+	return &File{c: c, m: m, rel: rel, info: fi, ufsi: fi.UFS(rel)}, nil
+}
+
 // Info describes the version of the file being read.
 func (f *File) Info() namespace.FileInfo { return f.info }
 

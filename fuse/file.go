@@ -3,6 +3,7 @@ package fuse
 import (
 	"context"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -44,6 +45,15 @@ func (n *node) openRead(ctx context.Context, p string) (fs.FileHandle, uint32, s
 		return nil, 0, n.sys.errno("open", p, err)
 	}
 	info := f.Info()
+	if !n.adopt(info) {
+		// The path holds another version than this inode shows. ESTALE
+		// makes the kernel walk the path again with revalidation: the
+		// lookup gives the name a new inode, which this open then reaches.
+		_ = f.Close()
+		n.supersede()
+		n.sys.log.Debug("open", "path", p, "result", "ESTALE", "reason", "another version than the inode's")
+		return nil, 0, syscall.ESTALE
+	}
 	fp := fingerprint(info)
 	var local *os.File
 	var release func()
@@ -113,8 +123,16 @@ func (n *node) openRead(ctx context.Context, p string) (fs.FileHandle, uint32, s
 }
 
 // readHandle reads a file through the daemon. Safe for concurrent reads.
+//
+// One file's handles share one view of the writes made through this mount:
+// while the node holds content being written, reads are served from it; once
+// that content is uploaded (the node's version moves), the handle follows to
+// the new version. Versions from outside the mount never move a handle (see
+// version.go): it keeps the one it opened.
 type readHandle struct {
-	n  *node
+	n *node
+
+	mu sync.Mutex // guards f and ra when they are swapped
 	f  *client.File
 	ra *readAhead
 }
@@ -126,14 +144,43 @@ var (
 	_ fs.FileFsyncer  = (*readHandle)(nil)
 )
 
-// Read serves a read from the read-ahead windows or the owners.
+// Read serves a read from content written here, else from the read-ahead
+// windows or the owners.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
-	n, err := h.ra.read(uninterrupted(ctx), dest, off)
+	if ws := h.n.localContent(); ws != nil {
+		n, errno := ws.readAt(dest, off)
+		if errno != 0 {
+			return nil, errno
+		}
+		return gofuse.ReadResultData(dest[:n]), 0
+	}
+	f, ra := h.current()
+	n, err := ra.read(uninterrupted(ctx), dest, off)
 	if err != nil {
-		return nil, h.n.sys.errno("read", h.f.Info().Path, err)
+		return nil, h.n.sys.errno("read", f.Info().Path, err)
 	}
 	h.n.sys.m.readBytes.Add(float64(n))
 	return gofuse.ReadResultData(dest[:n]), 0
+}
+
+// current returns the handle's file and read-ahead, first moving them to the
+// node's version when a write made here changed it.
+func (h *readHandle) current() (*client.File, *readAhead) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	info, written := h.n.writtenVersion()
+	if !written || fingerprint(info) == fingerprint(h.f.Info()) {
+		return h.f, h.ra
+	}
+	f, err := h.n.sys.c.OpenVersion(info)
+	if err != nil {
+		return h.f, h.ra // reads of the old version fail or succeed on their own
+	}
+	h.ra.close()
+	_ = h.f.Close()
+	h.f = f
+	h.ra = newReadAhead(f, info.Size, int64(h.n.sys.cfg.MaxRead), h.n.sys.raPool, h.n.sys.m.raWindows.Inc)
+	return h.f, h.ra
 }
 
 // Flush has nothing to write back.
@@ -144,8 +191,10 @@ func (h *readHandle) Fsync(context.Context, uint32) syscall.Errno { return 0 }
 
 // Release stops the read-ahead.
 func (h *readHandle) Release(context.Context) syscall.Errno {
+	h.mu.Lock()
 	h.ra.close()
 	_ = h.f.Close()
+	h.mu.Unlock()
 	h.n.mu.Lock()
 	h.n.daemonOpens--
 	h.n.mu.Unlock()

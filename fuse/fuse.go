@@ -146,6 +146,12 @@ func Mount(ctx context.Context, dir string, opts Options) (*Server, error) {
 		// O_TRUNC comes with OPEN instead of a separate truncate, so an
 		// overwritten file is replaced when it is closed, not emptied first.
 		ExtraCapabilities: gofuse.CAP_ATOMIC_O_TRUNC,
+		// Reads answered from memory gain nothing from a splice through a
+		// pipe (it adds a copy), and a 1 MiB read plus its header does not
+		// fit the default 1 MiB pipe limit: every such read logged a
+		// trySplice warning before falling back to writev. Replies are
+		// written with writev; passthrough reads bypass the daemon anyway.
+		DisableSplice: true,
 	}
 	if cfg.MaxRead < cfg.MaxWrite {
 		mo.Options = append(mo.Options, "max_read="+strconv.FormatInt(int64(cfg.MaxRead), 10))

@@ -20,6 +20,7 @@ type metrics struct {
 	readBytes   prometheus.Counter
 	ptFallback  prometheus.Counter
 	raWindows   prometheus.Counter
+	versions    prometheus.Counter
 	uploads     *prometheus.CounterVec // result: ok or error
 	uploadBytes prometheus.Counter
 	errors      *prometheus.CounterVec // op
@@ -34,6 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		readBytes:   prometheus.NewCounter(opts("daemon_read_bytes_total", "Bytes returned by reads served by the daemon.")),
 		ptFallback:  prometheus.NewCounter(opts("passthrough_fallback_reads_total", "Reads of passthrough handles the kernel sent to the daemon (it did not take the backing file): served from the cache file.")),
 		raWindows:   prometheus.NewCounter(opts("readahead_windows_total", "Read-ahead windows fetched for sequential readers.")),
+		versions:    prometheus.NewCounter(opts("superseded_inodes_total", "File inodes found to show an older version than the under-storage holds: their names were looked up again, to new inodes.")),
 		uploads:     prometheus.NewCounterVec(opts("uploads_total", "Files written through to the UFS on close or fsync, by result."), []string{"result"}),
 		uploadBytes: prometheus.NewCounter(opts("upload_bytes_total", "Bytes written through to the UFS.")),
 		errors:      prometheus.NewCounterVec(opts("errors_total", "Operations that failed with EIO (store or network failures), by operation."), []string{"op"}),
@@ -43,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.opens, m.readBytes, m.ptFallback, m.raWindows, m.uploads, m.uploadBytes, m.errors} {
+	for _, c := range []prometheus.Collector{m.opens, m.readBytes, m.ptFallback, m.raWindows, m.versions, m.uploads, m.uploadBytes, m.errors} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

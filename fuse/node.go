@@ -26,9 +26,18 @@ type node struct {
 	fs.Inode
 	sys *fsys
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// info describes the node. For a regular file it is one version of the
+	// file (see version.go): stats of the path that find another
+	// fingerprint never change it; only writes made here do.
 	info   namespace.FileInfo
 	infoAt time.Time
+	// superseded is set once the path is known to hold another version than
+	// this file node shows: the next open of the name gets a new node.
+	superseded bool
+	// written is set once info comes from an upload made here: handles
+	// opened before it follow to that version.
+	written bool
 	// lastFP is the fingerprint seen by the last open: an open that sees
 	// the same one keeps the kernel's page cache (KEEP_CACHE).
 	lastFP string
@@ -119,7 +128,7 @@ func (n *node) fillAttr(ctx context.Context, out *gofuse.Attr) syscall.Errno {
 			return 0
 		}
 	}
-	if at.IsZero() || time.Since(at) >= n.sys.attrTTL {
+	if (at.IsZero() || time.Since(at) >= n.sys.attrTTL) && !n.isSuperseded() {
 		p, errno := n.path()
 		if errno != 0 {
 			// Unlinked while open: describe what we last knew.
@@ -130,8 +139,14 @@ func (n *node) fillAttr(ctx context.Context, out *gofuse.Attr) syscall.Errno {
 		if err != nil {
 			return n.sys.errno("getattr", p, err)
 		}
-		n.setInfo(nfi)
-		fi = nfi
+		if n.adopt(nfi) {
+			fi = nfi
+		} else {
+			// Another version: this node keeps describing its own (its
+			// size matches its pages and open handles); the name is
+			// looked up again, to a new node, at the next path walk.
+			n.supersede()
+		}
 	}
 	n.sys.fillAttr(out, fi, n.IsDir())
 	return 0
@@ -224,11 +239,13 @@ func (n *node) child(ctx context.Context, name string, fi namespace.FileInfo, ou
 		mode = syscall.S_IFDIR
 	}
 	if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == mode {
-		if cn, ok := ch.Operations().(*node); ok {
-			cn.setInfo(fi)
+		if cn, ok := ch.Operations().(*node); ok && cn.adopt(fi) {
 			_ = cn.fillAttr(ctx, &out.Attr)
 			return ch
 		}
+		// Another version of a file: a new node (a new inode number), so
+		// the kernel never applies the old version's size or pages to the
+		// new bytes; handles open on the old one keep reading it.
 	}
 	cn := &node{sys: n.sys}
 	cn.setInfo(fi)

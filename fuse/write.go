@@ -628,6 +628,7 @@ func (w *writeState) finish() {
 func (n *node) committed(fi namespace.FileInfo) {
 	n.mu.Lock()
 	n.setInfoLocked(fi)
+	n.written = true
 	n.lastFP = ""
 	n.mu.Unlock()
 }

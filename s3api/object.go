@@ -82,10 +82,12 @@ func (s *Server) getObject(ctx context.Context, rq *request) error {
 	if err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := s.sendObject(ctx, rq, f)
-		if attempt == 0 && errors.Is(err, ufs.ErrChanged) && rq.w.status == 0 {
-			// The object changed since the metadata cache saw it: look again.
+		if attempt < getAttempts && errors.Is(err, ufs.ErrChanged) && rq.w.status == 0 {
+			// The object changed since the metadata cache saw it (or
+			// while it was read, before any byte went out): look again
+			// in the UFS itself.
 			if f, err = s.c.Open(ctx, p, true); err != nil {
 				return err
 			}
@@ -94,6 +96,10 @@ func (s *Server) getObject(ctx context.Context, rq *request) error {
 		return err
 	}
 }
+
+// getAttempts bounds the opens of one GET whose object keeps changing under
+// it: each later one reads the UFS's metadata, not the cache's.
+const getAttempts = 3
 
 // sendObject answers a GET or HEAD of the version of the file f has open.
 func (s *Server) sendObject(ctx context.Context, rq *request, f *client.File) error {
