@@ -38,6 +38,10 @@ type dirHandle struct {
 
 	recent map[string]namespace.FileInfo
 	order  []string
+	// pending are the files of this directory created here and not
+	// uploaded yet when the listing started: the under-storage does not list
+	// them, so they are added at its end unless it listed them after all.
+	pending map[string]bool
 }
 
 var (
@@ -55,6 +59,35 @@ func (d *dirHandle) start() {
 	var seq iter.Seq2[namespace.FileInfo, error] = d.n.sys.c.List(ctx, d.path, false)
 	d.next, d.stop = iter.Pull2(seq)
 	d.cancel = cancel
+	d.pending = d.n.pendingChildren()
+}
+
+// pendingChildren names the children holding content not uploaded yet.
+func (n *node) pendingChildren() map[string]bool {
+	var out map[string]bool
+	for name, ch := range n.Children() {
+		if cn, ok := ch.Operations().(*node); ok && !ch.IsDir() && cn.pending() {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[name] = true
+		}
+	}
+	return out
+}
+
+// nextPending returns an entry for a pending file the listing did not show.
+func (d *dirHandle) nextPending() *gofuse.DirEntry {
+	for name := range d.pending {
+		delete(d.pending, name)
+		ch := d.n.GetChild(name)
+		if ch == nil {
+			continue // removed meanwhile
+		}
+		d.off++
+		return &gofuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ch.StableAttr().Ino, Off: d.off}
+	}
+	return nil
 }
 
 func (d *dirHandle) close() {
@@ -81,7 +114,7 @@ func (d *dirHandle) Readdirent(context.Context) (*gofuse.DirEntry, syscall.Errno
 	for {
 		fi, err, ok := d.next()
 		if !ok {
-			return nil, 0
+			return d.nextPending(), 0
 		}
 		if err != nil {
 			return nil, d.n.sys.errno("readdir", d.path, err)
@@ -90,6 +123,7 @@ func (d *dirHandle) Readdirent(context.Context) (*gofuse.DirEntry, syscall.Errno
 		if name == "" || name == "." || name == ".." {
 			continue
 		}
+		delete(d.pending, name)
 		d.remember(name, fi)
 		d.off++
 		de := &gofuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Off: d.off}

@@ -38,6 +38,12 @@ type node struct {
 	// written is set once info comes from an upload made here: handles
 	// opened before it follow to that version.
 	written bool
+	// changedAt is when an entry of this directory was last created,
+	// removed or renamed through the mount: its mtime and ctime.
+	changedAt time.Time
+	// unlinked is set when the file was removed through the mount while
+	// the kernel still holds it (an open handle): nlink 0.
+	unlinked bool
 	// lastFP is the fingerprint seen by the last open: an open that sees
 	// the same one keeps the kernel's page cache (KEEP_CACHE).
 	lastFP string
@@ -117,6 +123,20 @@ func (n *node) setInfoLocked(fi namespace.FileInfo) {
 // fillAttr describes the node: from the content being written, else from
 // its file info when fresher than the attribute timeout, else from a stat.
 func (n *node) fillAttr(ctx context.Context, out *gofuse.Attr) syscall.Errno {
+	errno := n.fillAttrOf(ctx, out)
+	n.mu.Lock()
+	changed, unlinked := n.changedAt, n.unlinked
+	n.mu.Unlock()
+	if mt := out.ModTime(); changed.After(mt) {
+		out.SetTimes(nil, &changed, &changed)
+	}
+	if unlinked {
+		out.Nlink = 0
+	}
+	return errno
+}
+
+func (n *node) fillAttrOf(ctx context.Context, out *gofuse.Attr) syscall.Errno {
 	n.mu.Lock()
 	ws := n.ws
 	fi, at := n.info, n.infoAt
@@ -133,6 +153,7 @@ func (n *node) fillAttr(ctx context.Context, out *gofuse.Attr) syscall.Errno {
 		if errno != 0 {
 			// Unlinked while open: describe what we last knew.
 			n.sys.fillAttr(out, fi, n.IsDir())
+			out.Nlink = 0
 			return 0
 		}
 		nfi, err := n.sys.c.Stat(uninterrupted(ctx), p, false)
@@ -206,6 +227,9 @@ func (s *fsys) checkWritable(path string) syscall.Errno {
 
 // Lookup finds a child by name.
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	p, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -390,6 +414,9 @@ func (n *node) releaseWrite(ws *writeState) {
 // memory, then streamed to the UFS once it outgrows that (or staged on disk
 // when the file is also read); it appears in the UFS when closed.
 func (n *node) Create(ctx context.Context, name string, flags, _ uint32, out *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	p, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -407,11 +434,15 @@ func (n *node) Create(ctx context.Context, name string, flags, _ uint32, out *go
 	ws.refs, cn.ws, cn.daemonOpens = 1, ws, 1
 	n.sys.fillAttr(&out.Attr, cn.info, false)
 	ch := n.NewInode(ctx, cn, fs.StableAttr{Mode: syscall.S_IFREG})
+	n.entriesChanged()
 	return ch, &writeHandle{n: cn, ws: ws, write: true}, 0, 0
 }
 
 // Mkdir creates a directory (object stores: a "dir/" marker).
 func (n *node) Mkdir(ctx context.Context, name string, _ uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
 	p, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -423,6 +454,7 @@ func (n *node) Mkdir(ctx context.Context, name string, _ uint32, out *gofuse.Ent
 		return nil, n.sys.errno("mkdir", p, err)
 	}
 	fi := namespace.FileInfo{Path: p, IsDir: true, ModTime: time.Now()}
+	n.entriesChanged()
 	return n.child(ctx, name, fi, out), 0
 }
 
@@ -445,6 +477,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err != nil {
 		return n.sys.errno("rmdir", p, err)
 	}
+	n.entriesChanged()
 	return 0
 }
 
@@ -458,8 +491,10 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	hadLocal := false
+	var cn *node
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok {
+		cn, _ = ch.Operations().(*node)
+		if cn != nil {
 			cn.mu.Lock()
 			if ws := cn.ws; ws != nil {
 				hadLocal = ws.discard()
@@ -471,6 +506,12 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err != nil && !(hadLocal && errors.Is(err, ufs.ErrNotFound)) {
 		return n.sys.errno("unlink", p, err)
 	}
+	if cn != nil {
+		cn.mu.Lock()
+		cn.unlinked = true
+		cn.mu.Unlock()
+	}
+	n.entriesChanged()
 	return 0
 }
 
@@ -493,6 +534,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	if flags&^uint32(unix.RENAME_NOREPLACE) != 0 {
 		return syscall.EINVAL
+	}
+	if errno := checkName(newName); errno != 0 {
+		return errno
 	}
 	for _, p := range []string{src, dst} {
 		if errno := n.sys.checkWritable(p); errno != 0 {
@@ -548,6 +592,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 			cn.mu.Unlock()
 		}
 	}
+	n.entriesChanged()
+	if np != n {
+		np.entriesChanged()
+	}
 	return 0
 }
 
@@ -573,7 +621,7 @@ func (n *node) Statfs(_ context.Context, out *gofuse.StatfsOut) syscall.Errno {
 	*out = gofuse.StatfsOut{
 		Blocks: blocks, Bfree: blocks, Bavail: blocks,
 		Files: 1 << 32, Ffree: 1 << 32,
-		Bsize: 4096, Frsize: 4096, NameLen: 255,
+		Bsize: 4096, Frsize: 4096, NameLen: maxNameLen,
 	}
 	return 0
 }

@@ -87,3 +87,25 @@ func (n *node) writtenVersion() (namespace.FileInfo, bool) {
 	defer n.mu.Unlock()
 	return n.info, n.written
 }
+
+// entriesChanged records that an entry of directory n was created, removed
+// or renamed through the mount: its mtime and ctime move (object stores keep
+// no directory times).
+func (n *node) entriesChanged() {
+	n.mu.Lock()
+	n.changedAt = time.Now()
+	n.mu.Unlock()
+}
+
+// checkName refuses a name longer than NAME_MAX with ENAMETOOLONG, before
+// anything is created: the kernel does not check it for FUSE, and an
+// under-storage would refuse it only at the upload, after close.
+func checkName(name string) syscall.Errno {
+	if len(name) > maxNameLen {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}
+
+// maxNameLen is NAME_MAX, as statfs reports it.
+const maxNameLen = 255

@@ -11,7 +11,7 @@ import (
 
 // checkCleanAbs asserts what every path Clean returns is: absolute, no
 // empty, "." or ".." element, no trailing "/" (but "/"), no NUL, valid UTF-8,
-// within MaxPathLen.
+// within MaxNamespacePathLen.
 func checkCleanAbs(t *testing.T, in, c string) {
 	t.Helper()
 	if !strings.HasPrefix(c, "/") || (c != "/" && strings.HasSuffix(c, "/")) || strings.Contains(c, "//") {
@@ -24,7 +24,7 @@ func checkCleanAbs(t *testing.T, in, c string) {
 			}
 		}
 	}
-	if strings.ContainsRune(c, 0) || !utf8.ValidString(c) || len(c) > MaxPathLen || len(c) > len(in) {
+	if strings.ContainsRune(c, 0) || !utf8.ValidString(c) || len(c) > MaxNamespacePathLen || len(c) > len(in) {
 		t.Fatalf("Clean(%q) = %q: NUL, invalid UTF-8 or too long", in, c)
 	}
 }

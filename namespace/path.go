@@ -26,8 +26,14 @@ var (
 	ErrNotMounted = errors.New("namespace: not a mount point")
 )
 
-// MaxPathLen bounds a namespace path in bytes.
+// MaxPathLen bounds a path below a mount point (the under-storage path a
+// request carries), in bytes: PATH_MAX.
 const MaxPathLen = 4096
+
+// MaxNamespacePathLen bounds a whole namespace path: a mount point of up to
+// MaxPathLen bytes and a path of up to MaxPathLen below it, so the mount's
+// own prefix never eats into what the under-storage may hold.
+const MaxNamespacePathLen = 2 * MaxPathLen
 
 // Clean validates an absolute namespace path and returns it in canonical form:
 // "/a//b/./c/" → "/a/b/c". A ".." element is rejected, not resolved, so no
@@ -39,8 +45,8 @@ func Clean(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%w: %q is not absolute (it must start with /)", ErrInvalidPath, p)
 	}
-	if len(p) > MaxPathLen {
-		return "", fmt.Errorf("%w: path longer than %d bytes", ErrInvalidPath, MaxPathLen)
+	if len(p) > MaxNamespacePathLen {
+		return "", fmt.Errorf("%w: path longer than %d bytes", ErrInvalidPath, MaxNamespacePathLen)
 	}
 	if strings.ContainsRune(p, 0) || !utf8.ValidString(p) {
 		return "", fmt.Errorf("%w: %q contains a NUL byte or invalid UTF-8", ErrInvalidPath, p)

@@ -159,3 +159,82 @@ func TestHandlesShareWrites(t *testing.T) {
 		t.Errorf("a new open after the writer closed: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestNamespaceDetails: a name over NAME_MAX is refused with ENAMETOOLONG
+// before anything exists; a directory's mtime moves when an entry is
+// created or removed; a file being written is listed before its upload; an
+// open file that was removed has nlink 0.
+func TestNamespaceDetails(t *testing.T) {
+	dir, bucket := coherenceCluster(t, map[string][]byte{"sub/keep": []byte("k")})
+	sub := filepath.Join(dir, "sub")
+	long := string(bytes.Repeat([]byte("n"), 256))
+	if _, err := os.Create(filepath.Join(sub, long)); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("create of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	if err := os.Mkdir(filepath.Join(sub, long), 0o755); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("mkdir of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	if _, err := os.Stat(filepath.Join(sub, long)); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("stat of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	ok := string(bytes.Repeat([]byte("n"), 255))
+	if err := os.WriteFile(filepath.Join(sub, ok), []byte("x"), 0o644); err != nil {
+		t.Errorf("a 255-byte name: %v", err)
+	}
+
+	before, err := os.Stat(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(sub, "new.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("not uploaded yet")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.ModTime().After(before.ModTime()) {
+		t.Errorf("directory mtime did not move on create: %v then %v", before.ModTime(), after.ModTime())
+	}
+	ents, err := os.ReadDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, e := range ents {
+		names[e.Name()] = true
+	}
+	if !names["new.txt"] || !names["keep"] {
+		t.Errorf("listing while new.txt is being written: %v", names)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := getObject(t, bucket, "sub/new.txt"); err != nil || string(got) != "not uploaded yet" {
+		t.Errorf("uploaded: %q %v", got, err)
+	}
+
+	held, err := os.Open(filepath.Join(sub, "keep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	mt := after.ModTime()
+	if err := os.Remove(filepath.Join(sub, "keep")); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(held.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nlink != 0 {
+		t.Errorf("nlink of a removed open file: %d, want 0", st.Nlink)
+	}
+	if d, err := os.Stat(sub); err != nil || d.ModTime().Before(mt) {
+		t.Errorf("directory mtime after unlink: %v %v", d, err)
+	}
+}
