@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,9 +384,38 @@ func newFsys(c *client.Client, cfg conf.FUSE, root string, lg *slog.Logger, m *m
 	if cfg.ReadAhead > 0 {
 		s.raPool = newBufPool(int64(cfg.ReadAhead), int64(cfg.ReadAheadBudget))
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.warmer()
+	go s.trimmer()
 	return s
+}
+
+// Idle read-ahead buffers are dropped after bufIdle without a read-ahead,
+// checked every trimEvery; once at least freeOSAfter bytes were dropped the
+// memory is handed back to the kernel at once, not left to the runtime's
+// slow scavenger.
+const (
+	bufIdle     = 30 * time.Second
+	trimEvery   = 10 * time.Second
+	freeOSAfter = 64 << 20
+)
+
+// trimmer gives the memory of idle read-ahead buffers back.
+func (s *fsys) trimmer() {
+	defer s.wg.Done()
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if dropped := s.raPool.trim(bufIdle); dropped >= freeOSAfter {
+				debug.FreeOSMemory()
+				s.log.Debug("released idle read-ahead buffers", "bytes", dropped)
+			}
+		}
+	}
 }
 
 // background returns a context that ends when the mount shuts down (or

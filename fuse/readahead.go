@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // rangeReader is what read-ahead reads from: *client.File.
@@ -15,12 +16,17 @@ type rangeReader interface {
 	ReadAtContext(ctx context.Context, p []byte, off int64) (int, error)
 }
 
-// bufPool hands out read-ahead buffers of one size within a memory budget.
-// Safe for concurrent use.
+// bufPool hands out read-ahead buffers of one size within a memory budget,
+// and gives the memory of idle buffers back (trim): a burst of readers must
+// not leave the process holding the whole budget for good. Safe for
+// concurrent use.
 type bufPool struct {
 	size int64
-	left atomic.Int64
-	pool sync.Pool
+	left atomic.Int64 // budget not handed out (free buffers count as spent)
+
+	mu      sync.Mutex
+	free    []*[]byte
+	lastGet time.Time
 }
 
 func newBufPool(size, budget int64) *bufPool {
@@ -34,20 +40,53 @@ func (p *bufPool) get() *[]byte {
 	if p == nil || p.size <= 0 {
 		return nil
 	}
+	p.mu.Lock()
+	p.lastGet = time.Now()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return b
+	}
+	p.mu.Unlock()
 	if p.left.Add(-p.size) < 0 {
 		p.left.Add(p.size)
 		return nil
-	}
-	if b, ok := p.pool.Get().(*[]byte); ok {
-		return b
 	}
 	b := make([]byte, p.size)
 	return &b
 }
 
+// put returns a buffer for reuse.
 func (p *bufPool) put(b *[]byte) {
-	p.pool.Put(b)
-	p.left.Add(p.size)
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}
+
+// available is the budget not in use: not handed out, or free.
+func (p *bufPool) available() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.left.Load() + int64(len(p.free))*p.size
+}
+
+// trim drops the free buffers when none was asked for in idle, and returns
+// the bytes dropped.
+func (p *bufPool) trim(idle time.Duration) int64 {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) == 0 || time.Since(p.lastGet) < idle {
+		return 0
+	}
+	dropped := int64(len(p.free)) * p.size
+	clear(p.free)
+	p.free = p.free[:0]
+	p.left.Add(dropped)
+	return dropped
 }
 
 // raWindow is one range fetched ahead of a sequential reader.

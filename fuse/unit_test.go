@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/namespace"
@@ -239,7 +240,7 @@ func TestReadAheadConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if left := pool.left.Load(); left != 2<<20 {
+	if left := pool.available(); left != 2<<20 {
 		t.Errorf("the pool has %d bytes left after close, want all %d back", left, 2<<20)
 	}
 }
@@ -291,5 +292,30 @@ func TestBufPoolBudget(t *testing.T) {
 	var none *bufPool
 	if none.get() != nil {
 		t.Fatal("a nil pool (read-ahead off) hands out no buffer")
+	}
+}
+
+// TestBufPoolTrim: idle free buffers are dropped and their budget returns;
+// buffers in use and a pool in use are left alone.
+func TestBufPoolTrim(t *testing.T) {
+	p := newBufPool(1<<20, 4<<20)
+	a, b, c := p.get(), p.get(), p.get()
+	p.put(a)
+	p.put(b)
+	if got := p.trim(time.Hour); got != 0 {
+		t.Fatalf("trim of a pool used a moment ago dropped %d bytes", got)
+	}
+	if got := p.trim(0); got != 2<<20 {
+		t.Fatalf("trim dropped %d bytes, want the two free buffers", got)
+	}
+	if got := p.available(); got != 3<<20 {
+		t.Fatalf("available after trim: %d, want all but the buffer in use", got)
+	}
+	p.put(c)
+	if got := p.available(); got != 4<<20 {
+		t.Fatalf("available: %d", got)
+	}
+	if d := p.get(); d == nil {
+		t.Fatal("the budget is usable after a trim")
 	}
 }
