@@ -75,6 +75,9 @@ type Client struct {
 	tls   *pki.Bundle
 	token *pki.TokenSource // nil without TLS
 
+	// windows pools the read-ahead buffers of File.Read.
+	windows sync.Pool
+
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by worker RPC address
 }

@@ -197,24 +197,49 @@ func shortRead(err error) error {
 
 // window is one read-ahead buffer being filled in the background.
 type window struct {
-	off  int64
-	buf  []byte
-	n    int
-	err  error
-	done chan struct{}
+	off    int64
+	buf    []byte
+	n      int
+	err    error
+	done   chan struct{}
+	cancel context.CancelFunc
+	pooled *[]byte
 }
 
+// startWindow fetches the window at off in the background, into a buffer
+// from the client's pool; release cancels it and gives the buffer back.
 func (f *File) startWindow(off int64) *window {
-	size := min(int64(readAheadWindow), f.info.Size-off)
-	w := &window{off: off, buf: make([]byte, max(size, 0)), done: make(chan struct{})}
+	size := max(min(int64(readAheadWindow), f.info.Size-off), 0)
+	bp := f.c.windowBuf()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &window{off: off, buf: (*bp)[:size], pooled: bp, done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(w.done)
-		w.n, w.err = f.ReadAtContext(context.Background(), w.buf, off)
+		w.n, w.err = f.ReadAtContext(ctx, w.buf, off)
 		if errors.Is(w.err, io.EOF) {
 			w.err = nil
 		}
 	}()
 	return w
+}
+
+// release stops a window's fetch, waits for it and returns its buffer.
+func (f *File) release(w *window) {
+	if w == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	f.c.windows.Put(w.pooled)
+}
+
+// windowBuf returns a read-ahead buffer of readAheadWindow bytes.
+func (c *Client) windowBuf() *[]byte {
+	if b, ok := c.windows.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, readAheadWindow)
+	return &b
 }
 
 // Read implements io.Reader with read-ahead: while one window is consumed the
@@ -225,6 +250,7 @@ func (f *File) Read(p []byte) (int, error) {
 	}
 	if f.cur == nil || f.pos < f.cur.off || f.pos >= f.cur.off+int64(len(f.cur.buf)) {
 		if f.next != nil && f.pos >= f.next.off && f.pos < f.next.off+int64(len(f.next.buf)) {
+			f.release(f.cur)
 			f.cur, f.next = f.next, nil
 		} else {
 			f.drain()
@@ -263,17 +289,15 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// drain waits for background windows so none outlives the file.
+// drain stops the background windows and waits for them, so none outlives
+// the file.
 func (f *File) drain() {
-	for _, w := range []*window{f.cur, f.next} {
-		if w != nil {
-			<-w.done
-		}
-	}
+	f.release(f.cur)
+	f.release(f.next)
 	f.cur, f.next = nil, nil
 }
 
-// Close waits for read-ahead to finish.
+// Close stops the read-ahead and waits for it.
 func (f *File) Close() error {
 	f.drain()
 	return nil
