@@ -38,7 +38,7 @@ func (c *Client) Stat(ctx context.Context, path string, sync bool) (namespace.Fi
 // statUFS asks the metadata owner, then the next owners, then the UFS.
 func (c *Client) statUFS(ctx context.Context, m namespace.Mount, rel string, sync bool) (ufs.FileInfo, error) {
 	var lastErr error
-	for _, w := range c.owners(cluster.StatKey(m.ID, rel), 1) {
+	for _, w := range c.owners(cluster.StatKey(m.ID, rel), max(m.Replicas, 1)) {
 		if c.local != nil && w.ID == c.local.ID() {
 			// The owner runs in this process: no RPC.
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout.D())
@@ -125,7 +125,7 @@ func (c *Client) List(ctx context.Context, path string, sync bool) iter.Seq2[nam
 func (c *Client) listUFS(ctx context.Context, m namespace.Mount, rel string, sync bool) iter.Seq2[ufs.FileInfo, error] {
 	return func(yield func(ufs.FileInfo, error) bool) {
 		var lastErr error
-		for _, w := range c.owners(cluster.MetaKey(m.ID, rel), 1) {
+		for _, w := range c.owners(cluster.MetaKey(m.ID, rel), max(m.Replicas, 1)) {
 			wc, err := c.workerClient(w)
 			if err != nil {
 				lastErr = err
@@ -199,11 +199,11 @@ func (c *Client) invalidate(ctx context.Context, m namespace.Mount, rels ...stri
 			seen[p] = true
 			// The listing of p is placed by its MetaKey, its stat with
 			// its parent's listing (StatKey).
-			for _, w := range c.owners(cluster.MetaKey(m.ID, p), 1) {
+			for _, w := range c.owners(cluster.MetaKey(m.ID, p), max(m.Replicas, 1)) {
 				targets[w.ID] = append(targets[w.ID], p)
 			}
 			if sk := cluster.StatKey(m.ID, p); sk != cluster.MetaKey(m.ID, p) {
-				for _, w := range c.owners(sk, 1) {
+				for _, w := range c.owners(sk, max(m.Replicas, 1)) {
 					if !slices.Contains(targets[w.ID], p) {
 						targets[w.ID] = append(targets[w.ID], p)
 					}

@@ -6,6 +6,7 @@ package cluster
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -58,6 +59,35 @@ type WorkerInfo struct {
 	Capacity int64     `json:"capacity"`
 	Started  time.Time `json:"started"`
 	Version  string    `json:"version,omitempty"`
+	// Degraded lists the cache directories the worker skips after a failed
+	// write (a full file system, an I/O error): its tiers hold less than
+	// Capacity says until they recover. Empty when healthy.
+	Degraded []DirHealth `json:"degraded,omitempty"`
+}
+
+// DirHealth describes a cache directory that is out of use for writes.
+type DirHealth struct {
+	Tier string `json:"tier"`
+	Dir  string `json:"dir"`
+	// NoSpace is true when the failure was ENOSPC or EDQUOT (the file
+	// system is full).
+	NoSpace bool `json:"no_space,omitempty"`
+	// Error is the failed write's error.
+	Error string `json:"error"`
+	// Since is when the write failed; Until when the directory is tried
+	// again.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+}
+
+// String describes the directory's trouble in one line.
+func (d DirHealth) String() string {
+	what := "failed a write"
+	if d.NoSpace {
+		what = "is full (no space left on the file system)"
+	}
+	return fmt.Sprintf("tier %s, directory %s %s at %s, skipped until %s: %s", d.Tier, d.Dir, what,
+		d.Since.UTC().Format(time.RFC3339), d.Until.UTC().Format(time.RFC3339), d.Error)
 }
 
 // CoordinatorInfo is what a coordinator publishes about itself.

@@ -16,18 +16,44 @@ type Member struct {
 // hashing: every client with the same membership computes the same owners, and
 // a membership change moves only the keys of the member that came or went
 // (about 1/N of them). A Ring is immutable and safe for concurrent use.
+//
+// A ring may also know draining members (NewRingDraining): they take no new
+// placements (Placement, Owner, Len, Members and KeyShares ignore them) but
+// still hold what was placed on them while they served, so the read order
+// (Owners) keeps them as fallbacks for the keys they held.
 type Ring struct {
-	members []Member
+	members  []Member
+	draining []Member
 }
 
 // NewRing builds a ring over members (order does not matter).
-func NewRing(members []Member) *Ring {
-	ms := slices.Clone(members)
+func NewRing(members []Member) *Ring { return NewRingDraining(members, nil) }
+
+// NewRingDraining builds a ring over serving members that also knows the
+// draining ones (see Ring). Order does not matter; a member listed in both is
+// serving.
+func NewRingDraining(serving, draining []Member) *Ring {
+	ms := slices.Clone(serving)
 	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
-	return &Ring{members: ms}
+	var ds []Member
+	for _, d := range draining {
+		if !slices.ContainsFunc(ms, func(m Member) bool { return m.ID == d.ID }) {
+			ds = append(ds, d)
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	return &Ring{members: ms, draining: ds}
 }
 
-// Len is the number of members.
+// Draining returns the draining members sorted by ID (do not modify).
+func (r *Ring) Draining() []Member {
+	if r == nil {
+		return nil
+	}
+	return r.draining
+}
+
+// Len is the number of serving members.
 func (r *Ring) Len() int {
 	if r == nil {
 		return 0
@@ -43,14 +69,49 @@ func (r *Ring) Members() []Member {
 	return r.members
 }
 
-// Owners returns up to n member IDs for key, best first: the owner, then the
-// replicas and fallbacks in order.
-func (r *Ring) Owners(key string, n int) []string {
+// Placement returns up to n serving member IDs for key, best first: where a
+// key is placed (its owner, then its replicas). Load jobs place with it.
+func (r *Ring) Placement(key string, n int) []string {
 	if r.Len() == 0 || n <= 0 {
 		return nil
 	}
-	if n > len(r.members) {
-		n = len(r.members)
+	return rank(key, r.members, n)
+}
+
+// Owners returns the members to read key from, best first: up to n serving
+// members in placement order (Placement), then the draining members that rank
+// above the n-th of them in the ring they were placed with, in rank order.
+// Those held the key's data when they were serving within the first n owners,
+// and keep serving it while they drain: a reader tries them after the
+// serving owners, so a drain loses no cached byte while the new owners have
+// not filled it yet (from the under-storage, or a load). Without draining
+// members Owners is Placement.
+func (r *Ring) Owners(key string, n int) []string {
+	out := r.Placement(key, n)
+	if r == nil || len(r.draining) == 0 || n <= 0 {
+		return out
+	}
+	all := make([]Member, 0, len(r.members)+len(r.draining))
+	all = append(all, r.members...)
+	all = append(all, r.draining...)
+	serving := 0
+	for _, id := range rank(key, all, len(all)) {
+		if serving >= n {
+			break
+		}
+		if slices.ContainsFunc(r.draining, func(m Member) bool { return m.ID == id }) {
+			out = append(out, id)
+		} else {
+			serving++
+		}
+	}
+	return out
+}
+
+// rank returns the n best members of ms for key by weighted rendezvous score.
+func rank(key string, ms []Member, n int) []string {
+	if n > len(ms) {
+		n = len(ms)
 	}
 	type scored struct {
 		id    string
@@ -58,7 +119,7 @@ func (r *Ring) Owners(key string, n int) []string {
 	}
 	kh := fnv64a(key)
 	best := make([]scored, 0, n+1)
-	for _, m := range r.members {
+	for _, m := range ms {
 		s := score(kh, fnv64a(m.ID), m.Weight)
 		if len(best) == n && s <= best[n-1].score {
 			continue
@@ -76,9 +137,10 @@ func (r *Ring) Owners(key string, n int) []string {
 	return out
 }
 
-// Owner returns the first owner of key ("" for an empty ring).
+// Owner returns the first owner of key ("" for an empty ring): where it is
+// placed.
 func (r *Ring) Owner(key string) string {
-	o := r.Owners(key, 1)
+	o := r.Placement(key, 1)
 	if len(o) == 0 {
 		return ""
 	}

@@ -94,3 +94,67 @@ func TestPlacementKeysAreStable(t *testing.T) {
 		t.Errorf("MetaKey = %q", got)
 	}
 }
+
+// A draining member takes no new placements but stays in the read order,
+// after the serving owners, for every key it held while it served.
+func TestRingKeepsDrainingMembersAsReadFallbacks(t *testing.T) {
+	all := members(4)
+	full := NewRing(all)
+	drained := all[1]
+	var serving []Member
+	for _, m := range all {
+		if m.ID != drained.ID {
+			serving = append(serving, m)
+		}
+	}
+	r := NewRingDraining(serving, []Member{drained})
+	if r.Len() != 3 || len(r.Members()) != 3 || len(r.Draining()) != 1 || r.Weight(drained.ID) != 0 {
+		t.Fatalf("ring with one draining member: len %d, draining %v, weight %v", r.Len(), r.Draining(), r.Weight(drained.ID))
+	}
+	if _, ok := r.KeyShares(1000)[drained.ID]; ok {
+		t.Error("a draining member has a key share")
+	}
+	held, read := 0, 0
+	for i := range 20_000 {
+		k := fmt.Sprintf("b/%d", i)
+		for n := 1; n <= 3; n++ {
+			place := r.Placement(k, n)
+			if slices.Contains(place, drained.ID) {
+				t.Fatalf("Placement(%s, %d) = %v places on a draining member", k, n, place)
+			}
+			if want := NewRing(serving).Owners(k, n); !slices.Equal(place, want) {
+				t.Fatalf("Placement(%s, %d) = %v, want the serving ring's %v", k, n, place, want)
+			}
+			owners := r.Owners(k, n)
+			if !slices.Equal(owners[:len(place)], place) {
+				t.Fatalf("Owners(%s, %d) = %v does not start with the placement %v", k, n, owners, place)
+			}
+			// It held the key if it was among the first n owners (n-1
+			// replicas and the fallback) while it served.
+			wasOwner := slices.Contains(full.Owners(k, n), drained.ID)
+			if has := slices.Contains(owners, drained.ID); has != wasOwner {
+				t.Fatalf("Owners(%s, %d) = %v; the drained member was among the first %d before: %v", k, n, owners, n, wasOwner)
+			}
+			if n == 1 && wasOwner {
+				held++
+				if len(owners) == 2 {
+					read++
+				}
+			}
+		}
+		if r.Owner(k) == drained.ID {
+			t.Fatalf("Owner(%s) is the draining member", k)
+		}
+	}
+	if held == 0 || read != held {
+		t.Errorf("the drained member owned %d keys, is read for %d", held, read)
+	}
+	// With fewer serving members than n every draining member is listed.
+	two := NewRingDraining(serving[:1], []Member{drained})
+	if o := two.Owners("x", 3); len(o) != 2 {
+		t.Errorf("Owners with 1 serving and 1 draining member = %v", o)
+	}
+	if NewRingDraining(nil, []Member{drained}).Owner("x") != "" {
+		t.Error("a ring of draining members only has an owner")
+	}
+}

@@ -14,7 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Members is an immutable snapshot of the serving workers and their ring.
+// Members is an immutable snapshot of the registered workers (serving and
+// draining) and their ring.
 type Members struct {
 	ByID map[string]WorkerInfo
 	Ring *Ring
@@ -145,7 +146,7 @@ func (v *View) loadWorkers(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("cluster: load workers: %w", err)
 	}
 	ms := &Members{ByID: map[string]WorkerInfo{}}
-	var ring []Member
+	var ring, draining []Member
 	for _, kv := range resp.Kvs {
 		w, err := decodeJSON[WorkerInfo](kv.Value)
 		if err != nil || w.ID == "" {
@@ -153,11 +154,15 @@ func (v *View) loadWorkers(ctx context.Context) (int64, error) {
 			continue
 		}
 		ms.ByID[w.ID] = w
-		if w.State != StateDraining {
-			ring = append(ring, Member{ID: w.ID, Weight: weight(w.Capacity)})
+		m := Member{ID: w.ID, Weight: weight(w.Capacity)}
+		if w.State == StateDraining {
+			// Out of placement, still a holder to read from (Ring.Owners).
+			draining = append(draining, m)
+		} else {
+			ring = append(ring, m)
 		}
 	}
-	ms.Ring = NewRing(ring)
+	ms.Ring = NewRingDraining(ring, draining)
 	v.members.Store(ms)
 	return resp.Header.Revision, nil
 }

@@ -397,12 +397,21 @@ func toWire(fis []ufs.FileInfo) []*rpcpb.FileInfo {
 	return out
 }
 
+// metaReplicas is the least number of owners loaded metadata goes to,
+// whatever the job's --replicas: a directory's metadata is small, but
+// without it none of the directory's files (whose blocks are spread over
+// every worker) can be opened while the under-storage is down. Clients ask a
+// path's first two metadata owners before the UFS.
+const metaReplicas = 2
+
 // sendMeta sends stats to their metadata owners, and a listing to its
-// directory's, the first replicas owners of each. Metadata that cannot be
-// delivered is logged, not fatal: the workers read it from the UFS on demand.
+// directory's, the first max(replicas, metaReplicas) owners of each: the
+// workers persist it, so a loaded dataset stays listable offline while one of
+// them lives. Metadata that cannot be delivered is logged, not fatal: the
+// workers read it from the UFS on demand.
 func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *rpcpb.Listing) {
 	members := j.s.view.Members()
-	n := int(max(j.opts.Replicas, 1))
+	n := int(max(j.opts.Replicas, metaReplicas))
 	reqs := map[string]*rpcpb.CacheMetadataRequest{}
 	req := func(id string) *rpcpb.CacheMetadataRequest {
 		r := reqs[id]
@@ -417,7 +426,7 @@ func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *r
 			continue // a name no request may carry (invalid UTF-8, ...): read on demand, if at all
 		}
 		w := rpcpb.FromFileInfo(fi)
-		for _, id := range members.Ring.Owners(cluster.StatKey(j.mount.ID, fi.Path), n) {
+		for _, id := range members.Ring.Placement(cluster.StatKey(j.mount.ID, fi.Path), n) {
 			req(id).Stats = append(req(id).Stats, w)
 		}
 	}
@@ -426,7 +435,7 @@ func (j *loadJob) sendMeta(ctx context.Context, stats []ufs.FileInfo, listing *r
 			_, err := namespace.CleanRel(e.GetPath())
 			return err != nil
 		})
-		for _, id := range members.Ring.Owners(cluster.MetaKey(j.mount.ID, listing.Path), n) {
+		for _, id := range members.Ring.Placement(cluster.MetaKey(j.mount.ID, listing.Path), n) {
 			req(id).Listings = append(req(id).Listings, listing)
 		}
 	}
@@ -504,7 +513,7 @@ func (j *loadJob) dispatch(ctx context.Context, it *fileItem) error {
 	for rank := range int(j.opts.Replicas) {
 		open := map[string]*blockTask{}
 		for b := range nb {
-			owners := members.Ring.Owners(cluster.BlockKey(j.mount.ID, it.fi.Path, b), rank+1)
+			owners := members.Ring.Placement(cluster.BlockKey(j.mount.ID, it.fi.Path, b), rank+1)
 			if len(owners) <= rank {
 				break // fewer workers than replicas
 			}
@@ -621,7 +630,7 @@ func (j *loadJob) runTask(ctx context.Context, t *blockTask, slot chan struct{},
 		} else {
 			members := j.s.view.Members()
 			for _, b := range todo {
-				owners := members.Ring.Owners(cluster.BlockKey(j.mount.ID, t.it.fi.Path, b), t.rank+1)
+				owners := members.Ring.Placement(cluster.BlockKey(j.mount.ID, t.it.fi.Path, b), t.rank+1)
 				if len(owners) > t.rank {
 					groups[owners[t.rank]] = append(groups[owners[t.rank]], b)
 				}
@@ -774,7 +783,7 @@ func (j *loadJob) dispatchSmall(ctx context.Context, items []*fileItem) error {
 	var workers []string
 	j.mu.Lock()
 	for _, it := range items {
-		owners := members.Ring.Owners(cluster.BlockKey(j.mount.ID, it.fi.Path, 0), int(j.opts.Replicas))
+		owners := members.Ring.Placement(cluster.BlockKey(j.mount.ID, it.fi.Path, 0), int(j.opts.Replicas))
 		it.tasks = len(owners)
 		for rank, w := range owners {
 			if byWorker[w] == nil {

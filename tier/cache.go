@@ -47,11 +47,15 @@ type Cache struct {
 		m  map[PageKey]chan struct{}
 	}
 
-	promoQ  chan promoReq
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	closeMu sync.Mutex
+	promoQ chan promoReq
+	stop   chan struct{}
+	// spilling stops promotions while Spill empties the memory tiers.
+	spilling atomic.Bool
+	// scrubbed is closed when the startup scrub ends.
+	scrubbed chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	closeMu  sync.Mutex
 
 	metrics *collector
 }
@@ -122,11 +126,12 @@ func New(cfg conf.Cache, opts Options) (*Cache, error) {
 // checked (benchmarks use tiny pages).
 func build(cfg conf.Cache, opts Options) (*Cache, error) {
 	c := &Cache{
-		opts:   opts,
-		cfg:    cfg,
-		log:    opts.Logger.With("component", "tier"),
-		promoQ: make(chan promoReq, promoteQueue),
-		stop:   make(chan struct{}),
+		opts:     opts,
+		cfg:      cfg,
+		log:      opts.Logger.With("component", "tier"),
+		promoQ:   make(chan promoReq, promoteQueue),
+		stop:     make(chan struct{}),
+		scrubbed: make(chan struct{}),
 	}
 	for i := range c.files {
 		c.files[i].m = map[string]*fileState{}
@@ -188,9 +193,11 @@ func build(cfg conf.Cache, opts Options) (*Cache, error) {
 		}
 	}
 	c.Sweep(context.Background()) // files that expired while we were down
-	c.wg.Add(2)
+	jobs := c.scrubJobs()
+	c.wg.Add(3)
 	go c.promoteLoop()
 	go c.sweepLoop()
+	go c.scrub(jobs)
 	return c, nil
 }
 
@@ -354,7 +361,7 @@ func (c *Cache) Get(ctx context.Context, key PageKey) (Handle, error) {
 			case errors.Is(err, ErrClosed):
 				return nil, err
 			case errors.Is(err, ErrChecksum):
-				t.checksumFailures.Add(1)
+				s.checksumFailed()
 				c.log.Warn("page failed its checksum; dropped", "tier", t.cfg.Name, "store", s.name, "page", key.String())
 				c.removeFrom(s, key)
 				bad = err
@@ -388,7 +395,7 @@ func (c *Cache) maybePromote(fs *fileState, t *tierState, s *space, key PageKey)
 			return
 		}
 	}
-	if c.closed.Load() {
+	if c.closed.Load() || c.spilling.Load() {
 		return
 	}
 	select {
@@ -649,7 +656,7 @@ func (c *Cache) evict(ctx context.Context, s *space, key PageKey) {
 					}
 				}
 			case errors.Is(err, ErrChecksum):
-				t.checksumFailures.Add(1)
+				s.checksumFailed()
 			}
 		}
 	}
@@ -893,6 +900,9 @@ func (c *Cache) promoteLoop() {
 // promote moves a page from a lower tier to the top tier (skipped when the key
 // is being stored or moved already).
 func (c *Cache) promote(ctx context.Context, r promoReq) {
+	if c.spilling.Load() {
+		return
+	}
 	unlock, _ := c.tryLockKey(r.key)
 	if unlock == nil {
 		return
@@ -906,7 +916,7 @@ func (c *Cache) promote(ctx context.Context, r promoReq) {
 	h, err := r.from.store.Get(ctx, r.key)
 	if err != nil {
 		if errors.Is(err, ErrChecksum) {
-			r.from.t.checksumFailures.Add(1)
+			r.from.checksumFailed()
 			c.removeFrom(r.from, r.key)
 		}
 		return

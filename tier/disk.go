@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -70,9 +72,15 @@ type DiskStore struct {
 
 	used, pages, files atomic.Int64
 	writeErrors        atomic.Uint64
+	noSpaceErrors      atomic.Uint64
+	lastErr            atomic.Pointer[writeError] // the last failed write
+	counters           dirCounters                // lifetime, kept in COUNTERS
+	scrubbed           atomic.Int64               // pages the startup scrub verified
+	scrubDone          atomic.Bool
 	badUntil           atomic.Int64 // Unix nanoseconds
 	reported           atomic.Bool
 	punchWarned        atomic.Bool
+	counterWarned      atomic.Bool
 	closed             atomic.Bool
 	bufPool            sync.Pool
 	madeDirs           [256]atomic.Bool
@@ -117,8 +125,9 @@ type diskFile struct {
 	removed  bool
 	modTime  time.Time
 
-	recent atomic.Bool // clock bit for descriptor eviction
-	inRing bool        // guarded by DiskStore.fdMu
+	recent    atomic.Bool // clock bit for descriptor eviction
+	truncated atomic.Bool // a read found the data file cut short (counted once)
+	inRing    bool        // guarded by DiskStore.fdMu
 }
 
 func (f *diskFile) isSet(i int64) bool {
@@ -232,13 +241,34 @@ func OpenDiskStore(o DiskOptions) (*DiskStore, []RecoveredFile, error) {
 		d.log.Warn("disk tier quota exceeds the file system size; the directory will be marked unhealthy when it fills up",
 			"quota", o.Quota, "fs_size", total)
 	}
+	if err := d.counters.load(d.root); err != nil {
+		d.log.Warn("integrity counters unreadable; counting from zero", "err", err)
+	}
 	rec, err := d.recover()
 	if err != nil {
 		_ = lock.Close()
 		return nil, nil, err
 	}
+	d.saveCounters()
 	return d, rec, nil
 }
+
+// saveCounters persists the integrity counters (logged on failure: they are
+// figures, not data).
+func (d *DiskStore) saveCounters() {
+	if err := d.counters.save(d.root); err != nil && !d.counterWarned.Swap(true) {
+		d.log.Warn("cannot save the integrity counters", "err", err)
+	}
+}
+
+// ChecksumFailures is how many pages of the directory failed their CRC32C
+// over its life (reads, the startup scrub, crash recovery); TruncatedFiles
+// how many data files were found shorter than their sidecar says. Both
+// survive restarts. Safe for concurrent use.
+func (d *DiskStore) ChecksumFailures() uint64 { return d.counters.checksum.Load() }
+
+// TruncatedFiles: see ChecksumFailures.
+func (d *DiskStore) TruncatedFiles() uint64 { return d.counters.truncated.Load() }
 
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
@@ -319,9 +349,27 @@ func (d *DiskStore) unhealthyUntil() time.Time {
 	return time.Unix(0, d.badUntil.Load())
 }
 
+// writeError is a failed write of a directory, as Stats reports it.
+type writeError struct {
+	err     error
+	at      time.Time
+	noSpace bool
+}
+
+// isNoSpace reports whether err says the file system is full (or the
+// user's disk quota is exhausted).
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // writeFailed marks the directory unhealthy and returns the error to report.
 func (d *DiskStore) writeFailed(err error) error {
 	d.writeErrors.Add(1)
+	we := &writeError{err: err, at: d.now(), noSpace: isNoSpace(err)}
+	if we.noSpace {
+		d.noSpaceErrors.Add(1)
+	}
+	d.lastErr.Store(we)
 	d.badUntil.Store(d.now().Add(d.unhealthyFor).UnixNano())
 	if !d.reported.Swap(true) {
 		d.log.Warn("disk tier directory failed a write; skipped for a while", "for", d.unhealthyFor, "err", err)
@@ -678,10 +726,15 @@ func (d *DiskStore) Get(ctx context.Context, key PageKey) (Handle, error) {
 	f.recent.Store(true)
 	if err != nil {
 		d.bufPool.Put(bp)
+		if errors.Is(err, io.EOF) && !f.truncated.Swap(true) {
+			// Cut short under us: counted once per file.
+			d.counters.truncated.Add(1)
+		}
 		return nil, fmt.Errorf("tier: read %s in %s: %w", key, d.dir, err)
 	}
 	if checksum(buf) != want {
 		d.bufPool.Put(bp)
+		d.counters.checksum.Add(1)
 		_ = d.Delete(key)
 		return nil, fmt.Errorf("%w: %w: %s in %s", ErrNotCached, ErrChecksum, key, d.dir)
 	}
@@ -921,6 +974,7 @@ func (d *DiskStore) Checkpoint() {
 	if d.closed.Load() {
 		return
 	}
+	d.saveCounters()
 	for _, f := range d.allFiles() {
 		f.mu.Lock()
 		if f.removed || !f.onDisk || !f.dirty || len(f.writing) > 0 {
@@ -1000,6 +1054,7 @@ func (d *DiskStore) Close() error {
 	d.fdMu.Lock()
 	d.ring = nil
 	d.fdMu.Unlock()
+	d.saveCounters()
 	return d.lock.Close()
 }
 

@@ -220,11 +220,15 @@ func (s *MemStore) Put(_ context.Context, key PageKey, meta FileMeta, data []byt
 		sh.files[key.File] = f
 		s.files.Add(1)
 	}
-	if f.npages != npagesOf(meta.Size, s.pageSize) || f.get(key.Index) != nil {
+	// Both conditions are read under the shard lock: once it is released a
+	// concurrent Delete may empty the slot, and a duplicate Put must not then
+	// look like a size mismatch.
+	sizeDiffers := f.npages != npagesOf(meta.Size, s.pageSize)
+	if sizeDiffers || f.get(key.Index) != nil {
 		sh.mu.Unlock()
 		s.used.Add(-c)
 		s.recycle(buf)
-		if f.get(key.Index) == nil {
+		if sizeDiffers {
 			return fmt.Errorf("%w: %s: file size %d differs from the cached file's", ErrInvalid, key, meta.Size)
 		}
 		return nil

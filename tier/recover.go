@@ -14,7 +14,7 @@ import (
 
 // recoverStats counts what recovery did, for its log line.
 type recoverStats struct {
-	files, pages, verified, badPages, dropped, leftovers atomic.Int64
+	files, pages, verified, badPages, dropped, leftovers, truncated atomic.Int64
 }
 
 // recover rebuilds the index from the directory; see OpenDiskStore.
@@ -28,7 +28,7 @@ func (d *DiskStore) recover() ([]RecoveredFile, error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == "LOCK":
+		case name == "LOCK", name == countersFile:
 		case e.IsDir() && len(name) == 2 && isLowerHex(name):
 			subs = append(subs, name)
 			d.madeDirs[hexByte(name)].Store(true)
@@ -65,7 +65,7 @@ func (d *DiskStore) recover() ([]RecoveredFile, error) {
 	d.log.Info("disk tier directory recovered",
 		"files", st.files.Load(), "pages", st.pages.Load(), "used", d.used.Load(), "quota", d.quota,
 		"verified_pages", st.verified.Load(), "bad_pages", st.badPages.Load(),
-		"dropped_files", st.dropped.Load(), "leftovers_removed", st.leftovers.Load())
+		"dropped_files", st.dropped.Load(), "truncated_files", st.truncated.Load(), "leftovers_removed", st.leftovers.Load())
 	return out, nil
 }
 
@@ -160,6 +160,10 @@ func (d *DiskStore) recoverFile(id string, st *recoverStats) (RecoveredFile, err
 		return RecoveredFile{}, err
 	}
 	if dst.Size() != h.fileSize {
+		if dst.Size() < h.fileSize {
+			st.truncated.Add(1)
+			d.counters.truncated.Add(1)
+		}
 		return RecoveredFile{}, fmt.Errorf("data file has %d bytes, want %d", dst.Size(), h.fileSize)
 	}
 	f := newDiskFile(id, FileMeta{Path: h.path, Size: h.fileSize, Expires: h.expires}, d.pageSize)
@@ -221,6 +225,7 @@ func (d *DiskStore) verifyFile(f *diskFile, dataPath, sidePath string, st *recov
 			f.setBit(i, false)
 			f.count--
 			st.badPages.Add(1)
+			d.counters.checksum.Add(1)
 		}
 	}
 	if f.count == 0 {

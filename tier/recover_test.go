@@ -296,9 +296,15 @@ func TestCorruptionAfterRestartAndTornWrite(t *testing.T) {
 	if h, _, bm, err := decodeSidecar(b); err != nil || h.dirty || bm[0] != 0x07 {
 		t.Fatalf("sidecar after recovery: dirty=%v bitmap=%08b err=%v", h.dirty, bm, err)
 	}
-	// The corrupt page of the clean file is caught by its read.
-	if _, err := c.Get(context.Background(), PageKey{fid(1), 2}); !errors.Is(err, ErrChecksum) {
-		t.Fatalf("corrupt page: %v", err)
+	// The corrupt page of the clean file is caught by the startup scrub,
+	// before anyone reads it.
+	<-c.scrubbed
+	if _, err := c.Get(context.Background(), PageKey{fid(1), 2}); !errors.Is(err, ErrNotCached) || errors.Is(err, ErrChecksum) {
+		t.Fatalf("corrupt page after the scrub: %v, want it dropped already", err)
+	}
+	if st := c.Stats()[0]; st.ChecksumFailures != 2 || st.Dirs[0].ScrubbedPages != 7 || !st.Dirs[0].Scrubbed {
+		// 2: the torn page (recovery) and the corrupt one (scrub).
+		t.Fatalf("after the scrub: %d checksum failures, %+v", st.ChecksumFailures, st.Dirs[0])
 	}
 	for i := int64(0); i < 4; i++ {
 		if i != 2 {
@@ -512,9 +518,14 @@ func TestFullDisk(t *testing.T) {
 		if st.Pages != nfiles*npages {
 			t.Fatalf("%d pages cached, want %d", st.Pages, nfiles*npages)
 		}
+		// The full file system is reported as such, and the tier as
+		// degraded (strata report shows it).
+		if d := st.Dirs[0]; !st.Degraded || !d.NoSpace || d.NoSpaceErrors == 0 || !strings.Contains(d.LastError, "no space left on device") || d.LastErrorAt.IsZero() {
+			t.Fatalf("full directory reported as degraded %v, dir %+v", st.Degraded, d)
+		}
 		// After its pause the directory is tried again.
 		clk.Advance(2 * time.Minute)
-		if st := c.Stats()[0]; !st.Dirs[0].Healthy {
+		if st := c.Stats()[0]; !st.Dirs[0].Healthy || st.Degraded {
 			t.Fatal("the directory stays unhealthy after its pause")
 		}
 	})
@@ -530,4 +541,60 @@ func TestFullDisk(t *testing.T) {
 			t.Fatalf("ssd %+v hdd %+v", st[0], st[1])
 		}
 	})
+}
+
+// TestIntegrityCountersSurviveRestarts: a page corrupted and a data file
+// truncated while the process was down are found at the next start (the
+// scrub, recovery) and counted, and the counts outlive later restarts.
+func TestIntegrityCountersSurviveRestarts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskOnly(dir, 1<<22)
+	c := openCache(t, cfg, ps)
+	for n := 1; n <= 3; n++ {
+		for i := int64(0); i < 4; i++ {
+			put(t, c, fid(n), path(n), 4*ps, i)
+		}
+	}
+	_ = c.Close()
+	d := &DiskStore{root: filepath.Join(dir, layoutDir)}
+	data1, _ := d.paths(fid(1))
+	flipByte(t, data1, ps+3)
+	data2, _ := d.paths(fid(2))
+	if err := os.Truncate(data2, 2*ps); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := prometheus.NewRegistry()
+	c = openCache(t, cfg, ps, func(o *Options) { o.Registerer = reg })
+	<-c.scrubbed
+	st := c.Stats()[0]
+	if st.ChecksumFailures != 1 || st.TruncatedFiles != 1 || st.Pages != 7 {
+		t.Fatalf("after a restart with damage: %d checksum failures, %d truncated files, %d pages; want 1, 1, 7",
+			st.ChecksumFailures, st.TruncatedFiles, st.Pages)
+	}
+	if got := counterSum(t, reg, "strata_tier_checksum_failures_total"); got != 1 {
+		t.Fatalf("checksum metric %v", got)
+	}
+	if got := counterSum(t, reg, "strata_tier_truncated_files_total"); got != 1 {
+		t.Fatalf("truncated metric %v", got)
+	}
+	for i := int64(0); i < 4; i++ {
+		if i != 1 {
+			checkPage(t, c, fid(1), 4*ps, i)
+		}
+		checkPage(t, c, fid(3), 4*ps, i)
+	}
+	_ = c.Close()
+
+	// Counted over the directory's life: a clean restart keeps them.
+	reg = prometheus.NewRegistry()
+	c = openCache(t, cfg, ps, func(o *Options) { o.Registerer = reg })
+	defer c.Close()
+	<-c.scrubbed
+	if st := c.Stats()[0]; st.ChecksumFailures != 1 || st.TruncatedFiles != 1 {
+		t.Fatalf("after a clean restart: %d checksum failures, %d truncated files; want 1 and 1", st.ChecksumFailures, st.TruncatedFiles)
+	}
+	if got := counterSum(t, reg, "strata_tier_checksum_failures_total"); got != 1 {
+		t.Fatalf("checksum metric after a clean restart %v", got)
+	}
 }

@@ -171,3 +171,12 @@ func (s *space) unpark(pinned func(file string) bool) {
 func (s *space) healthy() bool {
 	return s.disk == nil || s.disk.Healthy()
 }
+
+// checksumFailed counts a page of the space that failed its CRC: a disk
+// directory counts its own (over its life, see DiskStore), a memory tier's
+// are counted per process.
+func (s *space) checksumFailed() {
+	if s.disk == nil {
+		s.t.checksumFailures.Add(1)
+	}
+}

@@ -313,3 +313,43 @@ func TestMemStoreChecksum(t *testing.T) {
 		t.Fatal("corrupted page kept")
 	}
 }
+
+// TestMemStoreDuplicatePutRacingDelete: a Put of a page that another Put
+// stored is a no-op even when a Delete empties the slot right after; it was
+// once misreported as "file size differs" (the slot was read after the shard
+// lock was released).
+func TestMemStoreDuplicatePutRacingDelete(t *testing.T) {
+	const ps = 4096
+	s := NewMemStore(1<<20, ps, false)
+	defer s.Close()
+	ctx := context.Background()
+	id := fid(7)
+	key := PageKey{id, 0}
+	meta := FileMeta{Path: "/dup", Size: ps}
+	data := content(id, 0, ps)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad sync.Once
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.Put(ctx, key, meta, data); err != nil {
+					bad.Do(func() { t.Errorf("duplicate Put racing a Delete: %v", err) })
+					return
+				}
+			}
+		}()
+	}
+	for range 20_000 {
+		_ = s.Delete(key)
+	}
+	close(stop)
+	wg.Wait()
+}

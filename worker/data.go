@@ -36,7 +36,7 @@ func (s *Server) serveData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	m, err := mountOf(s.view, req.MountID)
+	m, err := s.mountOf(req.MountID)
 	if err != nil {
 		rpcpb.WriteHTTPError(w, err)
 		return

@@ -71,10 +71,17 @@ func (f *filler) fetch(ctx context.Context, ref *fileRef, c int64) (*chunkData, 
 	if chunk, ok := f.cached(ctx, ref, c, n); ok {
 		return chunk, nil
 	}
+	// While the mount's UFS does not answer, a miss fails at once (the
+	// client reads from the next owner) except for one probe now and then.
+	if !s.health.probe(ref.mount.ID) {
+		s.m.fastFails.Inc()
+		return nil, s.health.unavailable(ref.mount.ID, joinDisplay(ref.mount.Path, ref.path))
+	}
 	f.sem <- struct{}{}
 	defer func() { <-f.sem }()
 	start := time.Now()
 	buf, err := f.read(ctx, ref, off, n)
+	s.ufsOutcome(ctx, ref.mount.ID, err)
 	s.m.fetchSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.m.fillErrors.Inc()
@@ -93,6 +100,7 @@ func (f *filler) fetch(ctx context.Context, ref *fileRef, c int64) (*chunkData, 
 		key := tier.PageKey{File: ref.id, Index: c*f.chunkPages + i}
 		if err := s.cache.Put(ctx, key, meta, page); err != nil {
 			// Readers still get the bytes; the cache just could not keep them.
+			s.lastPutErr.Store(putError{msg: err.Error(), at: time.Now()})
 			s.log.Debug("cache put failed", "path", meta.Path, "page", key.Index, "err", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stratafs/strata/conf"
+	"github.com/stratafs/strata/namespace"
 	"github.com/stratafs/strata/rpcpb"
 	"github.com/stratafs/strata/ufs"
 	"google.golang.org/grpc"
@@ -22,9 +23,11 @@ import (
 // checks every request passes before it touches any of them.
 func testRPC() *rpcService {
 	return &rpcService{s: &Server{
-		wcfg: conf.Worker{BlockSize: 4 << 20, PageSize: 1 << 20, UFSConcurrency: 4},
-		log:  slog.New(slog.DiscardHandler),
-		meta: newMetaCache(100, time.Minute),
+		wcfg:   conf.Worker{BlockSize: 4 << 20, PageSize: 1 << 20, UFSConcurrency: 4},
+		log:    slog.New(slog.DiscardHandler),
+		meta:   newMetaCache(100, time.Minute),
+		mounts: fixedMounts{},
+		health: newBreaker(),
 	}}
 }
 
@@ -99,7 +102,7 @@ func TestRPCsRefuseBadPaths(t *testing.T) {
 func TestFreePathRefusesBadPaths(t *testing.T) {
 	r := testRPC()
 	for _, p := range []string{"", "relative", "/a/../b", "/..", "/a/\x00", "/a/\xfe",
-		"/" + strings.Repeat("abcdefg/", 512)} {
+		"/" + strings.Repeat("a", namespace.MaxNamespacePathLen)} {
 		_, err := r.FreePath(context.Background(), &rpcpb.FreePathRequest{Path: p})
 		wantInvalid(t, "FreePath "+strings.ToValidUTF8(p[:min(len(p), 20)], "?"), err)
 	}

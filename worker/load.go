@@ -116,7 +116,7 @@ func (r *rpcService) CacheMetadata(_ context.Context, req *rpcpb.CacheMetadataRe
 	if err := checkCacheMetadata(req); err != nil {
 		return nil, rpcpb.ToStatus(err)
 	}
-	m, err := mountOf(r.s.view, req.GetMountId())
+	m, err := r.s.mountOf(req.GetMountId())
 	if err != nil {
 		return nil, rpcpb.ToStatus(err)
 	}
@@ -132,6 +132,11 @@ func (r *rpcService) CacheMetadata(_ context.Context, req *rpcpb.CacheMetadataRe
 			entries = append(entries, rpcpb.ToFileInfo(p))
 		}
 		r.s.meta.storeList(m.ID, l.GetPath(), entries, ttl)
+	}
+	// Loaded metadata is on disk (when the worker has a disk tier) before
+	// the job counts it delivered: a restart keeps it.
+	if err := r.s.meta.sync(); err != nil {
+		return nil, rpcpb.ToStatus(fmt.Errorf("cache metadata of %s: write the metadata store: %w", m.Path, err))
 	}
 	return &rpcpb.CacheMetadataResponse{}, nil
 }
@@ -163,7 +168,7 @@ func (s *Server) loadRef(mountID, path string, info *rpcpb.FileInfo) (*fileRef, 
 	if info.GetSize() < 0 {
 		return nil, fmt.Errorf("%w: %s: negative size %d in the file info", rpcpb.ErrInvalidArgument, path, info.GetSize())
 	}
-	m, err := mountOf(s.view, mountID)
+	m, err := s.mountOf(mountID)
 	if err != nil {
 		return nil, err
 	}
@@ -260,8 +265,12 @@ func (s *Server) load(ctx context.Context, req *rpcpb.LoadRequest) (*rpcpb.LoadR
 	for _, res := range resp.Blocks {
 		if res.Error == "" && res.FetchedBytes > 0 {
 			if first, last, _ := s.blockPages(ref, res.Block); !s.pagesCached(ref, first, last) {
-				res.Error = fmt.Sprintf("%s: block %d was read from the UFS but the cache did not keep it (full of pinned pages, or smaller than what is being loaded)",
-					joinDisplay(ref.mount.Path, ref.path), res.Block)
+				why := s.cacheTrouble()
+				if why == "" {
+					why = "its tiers are full of pinned pages, or smaller than what is being loaded"
+				}
+				res.Error = fmt.Sprintf("%s: block %d was read from the UFS but the cache of worker %s did not keep it: %s",
+					joinDisplay(ref.mount.Path, ref.path), res.Block, s.id, why)
 				res.ErrorReason = rpcpb.Reason(nil)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 // UFS), for a client in this process: no HTTP request, no copy through a
 // socket.
 func (s *Server) ReadAt(ctx context.Context, mountID, path string, fi ufs.FileInfo, off int64, buf []byte) error {
-	m, err := mountOf(s.view, mountID)
+	m, err := s.mountOf(mountID)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -15,16 +16,12 @@ const negativeTTLCap = 5 * time.Second
 // maxCachedListing is the largest listing kept in the cache (entries).
 const maxCachedListing = 200_000
 
-// downHold is how long a mount's UFS counts as unreachable after a metadata
-// request to it failed for the network: in that window, requests with an
-// expired cache entry are answered from it at once instead of waiting for the
-// UFS client's retries again.
-const downHold = 5 * time.Second
-
 // metaCache caches stat results and directory listings per (mount, path) with
 // a TTL. Expired entries stay until the LRU drops them, so they can still be
-// served when the UFS is unreachable (stale-if-error). Safe for concurrent
-// use.
+// served when the UFS is unreachable (stale-if-error). With a store (a worker
+// with a disk tier) every entry is also written to disk and every dropped
+// one deleted there, so a restart gets them back (restore). Safe for
+// concurrent use.
 type metaCache struct {
 	defTTL time.Duration
 	now    func() time.Time
@@ -33,11 +30,12 @@ type metaCache struct {
 	stats *lru.LRU[string, statEntry]
 	lists *lru.LRU[string, listEntry]
 	big   *lru.LRU[string, time.Time] // directories too large to list for a stat, until when
-	down  map[string]time.Time        // mount id -> until when its UFS counts as unreachable
 	// gens counts each mount's invalidations: a stat or listing read from
 	// the UFS is cached only if no invalidation of its mount happened while
 	// it was read (it may predate the write that caused it).
 	gens map[string]uint64
+	// store persists the entries (nil: memory only). Set before use.
+	store *metaStore
 }
 
 type statEntry struct {
@@ -52,11 +50,101 @@ type listEntry struct {
 	expires time.Time
 }
 
+// maxCachedListings is how many directory listings the cache holds.
+const maxCachedListings = 4096
+
 func newMetaCache(size int, defTTL time.Duration) *metaCache {
-	stats, _ := lru.NewLRU[string, statEntry](size, nil)
-	lists, _ := lru.NewLRU[string, listEntry](4096, nil)
-	big, _ := lru.NewLRU[string, time.Time](4096, nil)
-	return &metaCache{defTTL: defTTL, now: time.Now, stats: stats, lists: lists, big: big, down: map[string]time.Time{}, gens: map[string]uint64{}}
+	c := &metaCache{defTTL: defTTL, now: time.Now, gens: map[string]uint64{}}
+	c.stats, _ = lru.NewLRU(size, func(k string, _ statEntry) { c.dropped(recStat, k) })
+	c.lists, _ = lru.NewLRU(maxCachedListings, func(k string, _ listEntry) { c.dropped(recList, k) })
+	c.big, _ = lru.NewLRU[string, time.Time](4096, nil)
+	return c
+}
+
+// dropped deletes the stored record of an entry the LRU evicted or removed.
+// c.mu is held (the LRU calls it from Add and Remove).
+func (c *metaCache) dropped(kind byte, key string) {
+	if c.store == nil {
+		return
+	}
+	mount, path, _ := strings.Cut(key, "\x00")
+	c.store.del(mount, storeKey(kind, path))
+}
+
+// statRecord is the stored record of a stat entry: nil without a store or
+// for a "not found" entry (not kept across restarts). Encoded before c.mu is
+// taken: a load's batch or a long listing must not hold the lock.
+func (c *metaCache) statRecord(e statEntry) []byte {
+	if c.store == nil || e.notFound {
+		return nil
+	}
+	return encodeStat(e)
+}
+
+// listRecord is the stored record of a listing (nil without a store).
+func (c *metaCache) listRecord(path string, e listEntry) []byte {
+	if c.store == nil {
+		return nil
+	}
+	return encodeList(path, e)
+}
+
+// persistStat writes a stat entry's record (a "not found" entry deletes the
+// stored one). c.mu is held.
+func (c *metaCache) persistStat(mountID, path string, e statEntry, rec []byte) {
+	if c.store == nil {
+		return
+	}
+	if e.notFound {
+		c.store.del(mountID, storeKey(recStat, path))
+		return
+	}
+	c.store.put(mountID, storeKey(recStat, path), rec)
+}
+
+// persistList writes a listing entry's record. c.mu is held.
+func (c *metaCache) persistList(mountID, path string, rec []byte) {
+	if c.store != nil {
+		c.store.put(mountID, storeKey(recList, path), rec)
+	}
+}
+
+// sync waits until every entry cached or dropped before the call is on disk
+// (no-op without a store).
+func (c *metaCache) sync() error {
+	if c.store == nil {
+		return nil
+	}
+	return c.store.sync()
+}
+
+// restore loads the stored entries of the mounts known returns true for,
+// with their expiry and age, and deletes the others.
+func (c *metaCache) restore(known func(mountID string) bool) (restoreStats, error) {
+	if c.store == nil {
+		return restoreStats{}, nil
+	}
+	return c.store.load(known, func(mount string, kind byte, path string, rec []byte) error {
+		switch kind {
+		case recStat:
+			e, err := decodeStat(path, rec)
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.stats.Add(metaKey(mount, path), e)
+			c.mu.Unlock()
+		case recList:
+			e, err := decodeList(path, rec)
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.lists.Add(metaKey(mount, path), e)
+			c.mu.Unlock()
+		}
+		return nil
+	})
 }
 
 func metaKey(mountID, path string) string { return mountID + "\x00" + path }
@@ -96,9 +184,10 @@ func (c *metaCache) putStat(mountID, path string, e statEntry, ttl time.Duration
 		return
 	}
 	e.expires = c.now().Add(ttl)
+	rec := c.statRecord(e)
 	c.mu.Lock()
 	if c.gens[mountID] == gen {
-		c.stats.Add(metaKey(mountID, path), e)
+		c.addStat(mountID, path, e, rec)
 	}
 	c.mu.Unlock()
 }
@@ -121,15 +210,42 @@ func (c *metaCache) putList(mountID, path string, entries []ufs.FileInfo, ttl ti
 	}
 	now := c.now()
 	exp := now.Add(ttl)
+	le := listEntry{entries: entries, listed: now, expires: exp}
+	listRec, statRecs := c.listRecord(path, le), c.statRecords(entries, exp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gens[mountID] != gen {
 		return
 	}
-	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, listed: now, expires: exp})
-	for _, fi := range entries {
-		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
+	c.addList(mountID, path, le, listRec)
+	for i, fi := range entries {
+		c.addStat(mountID, fi.Path, statEntry{fi: fi, expires: exp}, statRecs[i])
 	}
+}
+
+// statRecords encodes the stat records of fis expiring at exp (nils
+// without a store).
+func (c *metaCache) statRecords(fis []ufs.FileInfo, exp time.Time) [][]byte {
+	recs := make([][]byte, len(fis))
+	if c.store != nil {
+		for i, fi := range fis {
+			recs[i] = encodeStat(statEntry{fi: fi, expires: exp})
+		}
+	}
+	return recs
+}
+
+// addStat caches and persists a stat entry with its record. c.mu is held.
+func (c *metaCache) addStat(mountID, path string, e statEntry, rec []byte) {
+	c.stats.Add(metaKey(mountID, path), e)
+	c.persistStat(mountID, path, e, rec)
+}
+
+// addList caches and persists a listing entry with its record. c.mu is
+// held.
+func (c *metaCache) addList(mountID, path string, e listEntry, rec []byte) {
+	c.lists.Add(metaKey(mountID, path), e)
+	c.persistList(mountID, path, rec)
 }
 
 // lookupChild answers a stat of path from the fresh cached listing of its
@@ -184,6 +300,27 @@ func (c *metaCache) getStaleStat(mountID, path string) (ufs.FileInfo, bool) {
 	return e.fi, true
 }
 
+// lookupStaleChild answers a stat of path from the last known listing of
+// its parent, expired or not: found is whether the listing holds it; ok is
+// false without a listing. For stale-if-error only.
+func (c *metaCache) lookupStaleChild(mountID, path string) (fi ufs.FileInfo, found, ok bool) {
+	if path == "" {
+		return ufs.FileInfo{}, false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, hit := c.lists.Peek(metaKey(mountID, parentRel(path)))
+	if !hit {
+		return ufs.FileInfo{}, false, false
+	}
+	for _, fi := range e.entries {
+		if fi.Path == path {
+			return fi, true, true
+		}
+	}
+	return ufs.FileInfo{}, false, true
+}
+
 // getStaleList returns the last known listing of path, expired or not.
 func (c *metaCache) getStaleList(mountID, path string) ([]ufs.FileInfo, bool) {
 	c.mu.Lock()
@@ -197,10 +334,11 @@ func (c *metaCache) getStaleList(mountID, path string) ([]ufs.FileInfo, bool) {
 // is unreachable.
 func (c *metaCache) storeStats(mountID string, fis []ufs.FileInfo, ttl time.Duration) {
 	exp := c.now().Add(max(ttl, 0))
+	recs := c.statRecords(fis, exp)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, fi := range fis {
-		c.stats.Add(metaKey(mountID, fi.Path), statEntry{fi: fi, expires: exp})
+	for i, fi := range fis {
+		c.addStat(mountID, fi.Path, statEntry{fi: fi, expires: exp}, recs[i])
 	}
 }
 
@@ -211,30 +349,11 @@ func (c *metaCache) storeList(mountID, path string, entries []ufs.FileInfo, ttl 
 		return
 	}
 	now := c.now()
-	exp := now.Add(max(ttl, 0))
+	le := listEntry{entries: entries, listed: now, expires: now.Add(max(ttl, 0))}
+	rec := c.listRecord(path, le)
 	c.mu.Lock()
-	c.lists.Add(metaKey(mountID, path), listEntry{entries: entries, listed: now, expires: exp})
+	c.addList(mountID, path, le, rec)
 	c.mu.Unlock()
-}
-
-// markDown records that the mount's UFS did not answer.
-func (c *metaCache) markDown(mountID string) {
-	c.mu.Lock()
-	c.down[mountID] = c.now().Add(downHold)
-	c.mu.Unlock()
-}
-
-// isDown reports whether the mount's UFS failed for the network within
-// downHold.
-func (c *metaCache) isDown(mountID string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	until, ok := c.down[mountID]
-	if ok && !c.now().Before(until) {
-		delete(c.down, mountID)
-		return false
-	}
-	return ok
 }
 
 // invalidate drops the stat and listing of each path and the listing of its

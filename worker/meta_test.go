@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,20 +45,38 @@ func TestMetaCacheKeepsExpiredEntriesForStaleIfError(t *testing.T) {
 	}
 }
 
-func TestMetaCacheRemembersAnUnreachableUFS(t *testing.T) {
+func TestBreakerLetsOneProbeThroughWhileDown(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := newMetaCache(100, time.Minute)
-	c.now = func() time.Time { return now }
-	if c.isDown("m") {
-		t.Fatal("down before any failure")
+	b := newBreaker()
+	b.now = func() time.Time { return now }
+	if b.down("m") || !b.probe("m") || !b.probe("m") {
+		t.Fatal("a mount with no failure is not up")
 	}
-	c.markDown("m")
-	if !c.isDown("m") || c.isDown("other") {
-		t.Fatal("markDown")
+	b.done("m", errors.New("connection refused"), true)
+	if !b.down("m") || b.down("other") {
+		t.Fatal("an unreachable error did not open the breaker of its mount only")
 	}
-	now = now.Add(downHold)
-	if c.isDown("m") {
-		t.Fatal("still down after downHold")
+	if b.probe("m") {
+		t.Fatal("a probe was let through right after the failure")
+	}
+	if err := b.unavailable("m", "/ds/x"); !errors.Is(err, ufs.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("unavailable: %v", err)
+	}
+	now = now.Add(probeInterval)
+	if !b.probe("m") || b.probe("m") {
+		t.Fatal("want exactly one probe per interval")
+	}
+	b.release("m") // the prober gave up: no news
+	if !b.down("m") {
+		t.Fatal("a released probe closed the breaker")
+	}
+	now = now.Add(probeInterval)
+	if !b.probe("m") {
+		t.Fatal("no probe after the next interval")
+	}
+	b.done("m", errors.New("not found"), false) // an answer: the UFS is back
+	if b.down("m") || !b.probe("m") {
+		t.Fatal("an answer did not close the breaker")
 	}
 }
 

@@ -13,6 +13,8 @@ type metrics struct {
 	fillErrors, abortedReads, deniedReads prometheus.Counter
 	metaStale                             prometheus.Counter
 	loadFetched, loadCached               prometheus.Counter
+	fastFails, metaWriteErrors            prometheus.Counter
+	metaRestored                          prometheus.Gauge
 	fetchSeconds                          prometheus.Histogram
 }
 
@@ -34,12 +36,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		metaStale:    c("metadata_stale_served_total", "Stat and list requests answered with an expired entry because the UFS was unreachable."),
 		loadFetched:  c("load_fetched_bytes_total", "Bytes load tasks read from the UFS."),
 		loadCached:   c("load_cached_bytes_total", "Bytes load tasks found already cached."),
+		fastFails: c("ufs_down_fast_failures_total",
+			"Requests that missed the cache and were refused at once because their mount's under-storage does not answer (the client asks the next owner)."),
+		metaWriteErrors: c("metadata_store_write_errors_total", "Failed writes of the on-disk metadata store."),
+		metaRestored: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "strata", Subsystem: "worker", Name: "metadata_restored_entries",
+			Help: "Stats and listings the worker got back from its on-disk metadata store when it started."}),
 		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "strata", Subsystem: "worker", Name: "ufs_fetch_seconds",
 			Help: "Latency of one ranged UFS fetch.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.pageHits, m.pageMisses, m.ufsFetches, m.ufsBytes, m.servedBytes, m.metaHits, m.metaMisses, m.fillErrors, m.abortedReads, m.deniedReads, m.metaStale, m.loadFetched, m.loadCached, m.fetchSeconds} {
+	for _, col := range []prometheus.Collector{m.pageHits, m.pageMisses, m.ufsFetches, m.ufsBytes, m.servedBytes, m.metaHits, m.metaMisses, m.fillErrors, m.abortedReads, m.deniedReads, m.metaStale, m.loadFetched, m.loadCached, m.fastFails, m.metaWriteErrors, m.metaRestored, m.fetchSeconds} {
 		_ = reg.Register(col)
 	}
 	return m

@@ -65,6 +65,11 @@ func (r *rpcService) Invalidate(_ context.Context, req *rpcpb.InvalidateRequest)
 		paths[i] = c
 	}
 	r.s.meta.invalidate(req.GetMountId(), paths)
+	// The drop is on disk before the writer goes on: a restart must not
+	// bring the old entries back.
+	if err := r.s.meta.sync(); err != nil {
+		return nil, rpcpb.ToStatus(fmt.Errorf("invalidate cached metadata: %w", err))
+	}
 	return &rpcpb.InvalidateResponse{}, nil
 }
 
@@ -74,13 +79,18 @@ func (r *rpcService) Stats(context.Context, *rpcpb.StatsRequest) (*rpcpb.WorkerS
 
 // stat answers from the metadata cache or the UFS. When the UFS is
 // unreachable, the last known entry is served even if it expired
-// (stale-if-error), so a loaded dataset stays usable while its origin is down.
+// (stale-if-error), so a loaded dataset stays usable while its origin is down;
+// while the mount's UFS counts as down (breaker) an expired entry is served
+// at once and revalidated in the background, and a path with no entry at all
+// fails at once with ufs.ErrUnavailable (the client asks the next owner). A
+// sync stat always asks the UFS and never answers from the cache: it fails
+// when the UFS does not answer.
 func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs.FileInfo, error) {
 	path, err := cleanRel(path)
 	if err != nil {
 		return ufs.FileInfo{}, err
 	}
-	m, err := mountOf(s.view, mountID)
+	m, err := s.mountOf(mountID)
 	if err != nil {
 		return ufs.FileInfo{}, err
 	}
@@ -92,24 +102,130 @@ func (s *Server) stat(ctx context.Context, mountID, path string, sync bool) (ufs
 			}
 			return e.fi, nil
 		}
-		if s.meta.isDown(mountID) {
-			if fi, ok := s.meta.getStaleStat(mountID, path); ok {
-				s.m.metaStale.Inc()
-				return fi, nil
+		if s.health.down(mountID) {
+			if fi, ok, err := s.staleStat(m, path); ok {
+				s.revalidate(m, func(ctx context.Context) error {
+					_, err := s.statUFS(ctx, m, path, false)
+					return err
+				})
+				return fi, err
 			}
+		}
+		if !s.health.probe(mountID) {
+			s.m.fastFails.Inc()
+			return ufs.FileInfo{}, s.health.unavailable(mountID, joinDisplay(m.Path, path))
 		}
 	}
 	s.m.metaMisses.Inc()
-	fi, err := s.statUFS(ctx, m, path, sync)
-	if err != nil && unreachable(ctx, err) {
-		s.meta.markDown(mountID)
-		if fi, ok := s.meta.getStaleStat(mountID, path); ok {
-			s.m.metaStale.Inc()
+	var fi ufs.FileInfo
+	if s.hasStaleStat(mountID, path) && !sync {
+		// An expired copy to fall back on: do not wait for the UFS client's
+		// retries to learn that the UFS is down.
+		err = withStaleBudget(ctx, s.staleBudget, func(ctx context.Context, _ func()) error {
+			fi, err = s.statUFS(ctx, m, path, sync)
+			return err
+		})
+	} else {
+		fi, err = s.statUFS(ctx, m, path, sync)
+	}
+	s.ufsOutcome(ctx, mountID, err)
+	if err != nil && !sync && unreachable(ctx, err) {
+		if fi, ok, serr := s.staleStat(m, path); ok {
 			s.log.Debug("UFS unreachable; serving an expired stat", "mount", m.Path, "path", path, "err", err)
-			return fi, nil
+			return fi, serr
 		}
 	}
 	return fi, err
+}
+
+// hasStaleStat reports whether staleStat could answer for path.
+func (s *Server) hasStaleStat(mountID, path string) bool {
+	if _, ok := s.meta.getStaleStat(mountID, path); ok {
+		return true
+	}
+	_, _, ok := s.meta.lookupStaleChild(mountID, path)
+	return ok
+}
+
+// staleStat answers a stat while the UFS does not: from the last known stat
+// of path, else from the last known listing of its parent (a name it does
+// not hold is not found: the listing is the last known state of the
+// directory). ok is false when nothing cached can answer.
+func (s *Server) staleStat(m namespace.Mount, path string) (fi ufs.FileInfo, ok bool, err error) {
+	if fi, ok := s.meta.getStaleStat(m.ID, path); ok {
+		s.m.metaStale.Inc()
+		return fi, true, nil
+	}
+	fi, found, ok := s.meta.lookupStaleChild(m.ID, path)
+	if !ok {
+		return ufs.FileInfo{}, false, nil
+	}
+	s.m.metaStale.Inc()
+	if !found {
+		return ufs.FileInfo{}, true, fmt.Errorf("%s: %w (as last listed: the under-storage does not answer)", joinDisplay(m.Path, path), ufs.ErrNotFound)
+	}
+	return fi, true, nil
+}
+
+// staleBudget is how long a request that holds an expired copy of what it
+// asks for waits for the UFS to revalidate it (for a listing: for its first
+// entry) before it serves the copy and counts the UFS as down. A UFS that
+// answers keeps the TTL semantics; one that is unreachable (or this slow)
+// costs at most this, once, instead of its client's retries.
+const staleBudget = 2 * time.Second
+
+// errSlowUFS is the cause of a UFS request cut at its stale budget.
+var errSlowUFS = errors.New("the under-storage did not answer in time for a request that holds an expired copy")
+
+// withStaleBudget runs call with a context cut after budget unless call
+// reports progress (answered) first. An error caused by the cut wraps
+// ufs.ErrUnavailable.
+func withStaleBudget(ctx context.Context, budget time.Duration, call func(ctx context.Context, answered func()) error) error {
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := time.AfterFunc(budget, func() { cancel(errSlowUFS) })
+	err := call(bctx, func() { t.Stop() })
+	t.Stop()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(bctx), errSlowUFS) {
+		return fmt.Errorf("%w: %w (%v)", ufs.ErrUnavailable, errSlowUFS, err)
+	}
+	return err
+}
+
+// revalidateStaleTimeout bounds a background revalidation of an expired
+// metadata entry served while the mount's UFS counts as down.
+const revalidateStaleTimeout = 30 * time.Second
+
+// revalidate runs read (a UFS request that refreshes a cached entry) in the
+// background when the mount's breaker lets a probe through now; its outcome
+// closes the breaker (the UFS is back) or keeps it open.
+func (s *Server) revalidate(m namespace.Mount, read func(context.Context) error) {
+	if !s.health.probe(m.ID) {
+		return
+	}
+	if !s.spawn(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, revalidateStaleTimeout)
+		defer cancel()
+		s.ufsOutcome(ctx, m.ID, read(ctx))
+	}) {
+		s.health.release(m.ID)
+	}
+}
+
+// ufsOutcome tells the mount's breaker what a UFS request (made with ctx)
+// said about the UFS: it answered (err nil, or an answer such as not found),
+// it did not (unreachable), or the caller gave up (no news).
+func (s *Server) ufsOutcome(ctx context.Context, mountID string, err error) {
+	switch {
+	case err == nil:
+		s.health.done(mountID, nil, false)
+	case unreachable(ctx, err):
+		s.health.done(mountID, err, true)
+	case ctx.Err() != nil:
+		s.health.release(mountID)
+	default:
+		s.health.done(mountID, err, false)
+	}
 }
 
 // Stat answers a stat as the Stat RPC does, for a client in this process.
@@ -129,19 +245,21 @@ var errBigDir = errors.New("directory too large to list for a stat")
 
 // statFromListing answers a stat miss from the parent directory's listing:
 // the cached one, or one read now when the directory is small. found is
-// whether the file exists; ok is false when no listing could answer.
-func (s *Server) statFromListing(ctx context.Context, m namespace.Mount, path string, ttl time.Duration) (fi ufs.FileInfo, found, ok bool) {
+// whether the file exists; ok is false when no listing could answer. err is
+// set when the listing failed because the UFS is unreachable (then stat'ing
+// the file would fail too).
+func (s *Server) statFromListing(ctx context.Context, m namespace.Mount, path string, ttl time.Duration) (fi ufs.FileInfo, found, ok bool, err error) {
 	if path == "" || ttl <= 0 {
-		return ufs.FileInfo{}, false, false
+		return ufs.FileInfo{}, false, false, nil
 	}
 	if fi, found, ok := s.meta.lookupChild(m.ID, path, siblingListLimit); ok {
-		return fi, found, true
+		return fi, found, true, nil
 	}
 	dir := parentRel(path)
 	if s.meta.isBig(m.ID, dir) {
-		return ufs.FileInfo{}, false, false
+		return ufs.FileInfo{}, false, false, nil
 	}
-	_, err, _ := s.lists.Do(metaKey(m.ID, dir), func() (any, error) {
+	_, err, _ = s.lists.Do(metaKey(m.ID, dir), func() (any, error) {
 		gen := s.meta.generation(m.ID)
 		fs, err := s.openFS(ctx, m)
 		if err != nil {
@@ -165,12 +283,16 @@ func (s *Server) statFromListing(ctx context.Context, m namespace.Mount, path st
 		return nil, nil
 	})
 	if err != nil {
+		if unreachable(ctx, err) {
+			return ufs.FileInfo{}, false, false, err
+		}
 		if !errors.Is(err, errBigDir) {
 			s.log.Debug("list a directory for a stat; stat'ing the file instead", "mount", m.Path, "dir", dir, "err", err)
 		}
-		return ufs.FileInfo{}, false, false
+		return ufs.FileInfo{}, false, false, nil
 	}
-	return s.meta.lookupChild(m.ID, path, siblingListLimit)
+	fi, found, ok = s.meta.lookupChild(m.ID, path, siblingListLimit)
+	return fi, found, ok, nil
 }
 
 // statUFS reads a stat from the UFS (from a listing of the parent unless
@@ -181,7 +303,11 @@ func (s *Server) statUFS(ctx context.Context, m namespace.Mount, path string, sy
 	if sync {
 		listTTL = 0 // a sync stat asks the UFS for the file itself
 	}
-	if fi, found, ok := s.statFromListing(ctx, m, path, listTTL); ok {
+	fi, found, ok, err := s.statFromListing(ctx, m, path, listTTL)
+	if err != nil {
+		return ufs.FileInfo{}, fmt.Errorf("%s: %w", joinDisplay(m.Path, path), err)
+	}
+	if ok {
 		if !found {
 			return ufs.FileInfo{}, fmt.Errorf("%s: %w", joinDisplay(m.Path, path), ufs.ErrNotFound)
 		}
@@ -192,7 +318,7 @@ func (s *Server) statUFS(ctx context.Context, m namespace.Mount, path string, sy
 	if err != nil {
 		return ufs.FileInfo{}, err
 	}
-	fi, err := fs.Stat(ctx, path)
+	fi, err = fs.Stat(ctx, path)
 	switch {
 	case errors.Is(err, ufs.ErrNotFound):
 		s.meta.putStat(m.ID, path, statEntry{notFound: true}, ttl, gen)
@@ -217,13 +343,15 @@ func unreachable(ctx context.Context, err error) bool {
 
 // list streams a directory from the cache or the UFS, caching what it read.
 // When the UFS is unreachable before any entry was sent, the last known
-// listing is served even if it expired (stale-if-error).
+// listing is served even if it expired (stale-if-error; at once while the
+// mount's UFS counts as down, and then revalidated in the background). A
+// sync listing always asks the UFS and fails when it does not answer.
 func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit func(ufs.FileInfo) error) error {
 	path, err := cleanRel(path)
 	if err != nil {
 		return err
 	}
-	m, err := mountOf(s.view, mountID)
+	m, err := s.mountOf(mountID)
 	if err != nil {
 		return err
 	}
@@ -241,21 +369,42 @@ func (s *Server) list(ctx context.Context, mountID, path string, sync bool, emit
 			s.m.metaHits.Inc()
 			return emitAll(entries)
 		}
-		if s.meta.isDown(mountID) {
+		if s.health.down(mountID) {
 			if entries, ok := stale(); ok {
 				s.m.metaStale.Inc()
+				s.revalidate(m, func(ctx context.Context) error {
+					return s.listUFS(ctx, m, path, func(ufs.FileInfo) error { return nil })
+				})
 				return emitAll(entries)
 			}
+		}
+		if !s.health.probe(mountID) {
+			s.m.fastFails.Inc()
+			return s.health.unavailable(mountID, joinDisplay(m.Path, path))
 		}
 	}
 	s.m.metaMisses.Inc()
 	sent := 0
-	err = s.listUFS(ctx, m, path, func(fi ufs.FileInfo) error {
-		sent++
-		return emit(fi)
-	})
-	if err != nil && sent == 0 && unreachable(ctx, err) {
-		s.meta.markDown(mountID)
+	if _, ok := stale(); ok && !sync {
+		// An expired copy to fall back on: wait for the first entry at most
+		// staleBudget.
+		err = withStaleBudget(ctx, s.staleBudget, func(bctx context.Context, answered func()) error {
+			return s.listUFS(bctx, m, path, func(fi ufs.FileInfo) error {
+				if sent == 0 {
+					answered()
+				}
+				sent++
+				return emit(fi)
+			})
+		})
+	} else {
+		err = s.listUFS(ctx, m, path, func(fi ufs.FileInfo) error {
+			sent++
+			return emit(fi)
+		})
+	}
+	s.ufsOutcome(ctx, mountID, err)
+	if err != nil && !sync && sent == 0 && unreachable(ctx, err) {
 		if entries, ok := stale(); ok {
 			s.m.metaStale.Inc()
 			s.log.Debug("UFS unreachable; serving an expired listing", "mount", m.Path, "path", path, "err", err)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,18 +58,26 @@ type Deps struct {
 
 // Server is a running worker. Close stops it and waits for every goroutine.
 type Server struct {
-	cfg   conf.Config
-	wcfg  conf.Worker
-	id    string
-	log   *slog.Logger
-	keys  cluster.Keys
-	etcd  *clientv3.Client
-	view  *cluster.View
-	cache *tier.Cache
-	fss   *ufs.Pool
-	meta  *metaCache
-	fills *filler
-	m     *metrics
+	cfg  conf.Config
+	wcfg conf.Worker
+	id   string
+	log  *slog.Logger
+	keys cluster.Keys
+	etcd *clientv3.Client
+	view *cluster.View
+	// mounts is the view (a fixed table in tests).
+	mounts mountSource
+	cache  *tier.Cache
+	fss    *ufs.Pool
+	meta   *metaCache
+	fills  *filler
+	m      *metrics
+	// health is the per-mount circuit breaker of the under-storages.
+	health *breaker
+	// lastPutErr is the last failed cache Put of a fill (a putError).
+	lastPutErr atomic.Value
+	// staleBudget is staleBudget (shorter in tests).
+	staleBudget time.Duration
 	// lists single-flights the directory listings stat misses read.
 	lists singleflight.Group
 
@@ -79,8 +88,14 @@ type Server struct {
 	reg     *cluster.Registration
 	infoMu  sync.Mutex
 	info    cluster.WorkerInfo
+	// bg is the context of the worker's background goroutines (cancel ends
+	// them; wg waits for them). spawnMu and stopped keep spawn from adding
+	// to wg once Close waits.
+	bg      context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	spawnMu sync.Mutex
+	stopped bool
 	// tokens checks the data tokens of the data port (nil without TLS).
 	tokens *pki.TokenVerifier
 }
@@ -121,8 +136,9 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, wcfg: wcfg, id: id, log: log.With("worker", id), keys: cluster.Keys{Prefix: cfg.Etcd.Prefix},
-		etcd: deps.Etcd, cache: cache, m: newMetrics(reg),
+		etcd: deps.Etcd, cache: cache, m: newMetrics(reg), health: newBreaker(), staleBudget: staleBudget,
 	}
+	s.bg, s.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Server, error) {
 		s.closeLocal()
 		return nil, err
@@ -131,9 +147,21 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("worker: watch cluster state: %w", err))
 	}
+	s.mounts = s.view
 	s.fss = ufs.NewPool(deps.Registry)
-	s.view.OnChange(s.pruneFS)
 	s.meta = newMetaCache(200_000, wcfg.MetadataTTL.D())
+	if dir := metaDir(tiers); dir != "" {
+		store, err := openMetaStore(dir, s.log)
+		if err != nil {
+			return fail(err)
+		}
+		store.writeErrors = s.m.metaWriteErrors.Inc
+		s.meta.store = store
+		if err := s.restoreMeta(); err != nil {
+			return fail(err)
+		}
+	}
+	s.view.OnChange(s.pruneFS)
 	s.fills = newFiller(s, wcfg.UFSConcurrency)
 
 	s.rpcLis, err = net.Listen("tcp", wcfg.Listen)
@@ -197,18 +225,69 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: register in etcd: %w", err)
 	}
 	s.reg = reg
-	bg, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		s.watchDrain(bg)
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.watchPins(bg)
-	}()
+	s.spawn(s.watchDrain)
+	s.spawn(s.watchPins)
+	s.spawn(s.watchHealth)
 	s.log.Info("worker serving", "rpc", s.info.RPCAddr, "data", s.info.DataAddr, "capacity", conf.Size(s.info.Capacity).Human())
+	return nil
+}
+
+// spawn runs fn on a goroutine owned by the worker: fn gets the worker's
+// background context, cancelled by Close, which then waits for fn to
+// return. It returns false (and does not run fn) once Close has begun.
+func (s *Server) spawn(fn func(ctx context.Context)) bool {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.bg)
+	}()
+	return true
+}
+
+// metaDir is where the metadata store lives: the first directory of the
+// first disk tier, or "" for a worker without a disk tier (its metadata
+// cache is then in memory only).
+func metaDir(c conf.Cache) string {
+	for _, t := range c.Tiers {
+		if t.Medium == "disk" && len(t.Dirs) > 0 {
+			return t.Dirs[0].Path
+		}
+	}
+	return ""
+}
+
+// restoreMeta loads the metadata cache from the store, dropping the entries
+// of mounts that no longer exist. A store found corrupt is moved aside and
+// replaced by an empty one.
+func (s *Server) restoreMeta() error {
+	known := func(id string) bool { _, ok := s.mounts.Mounts().ByID(id); return ok }
+	start := time.Now()
+	st, err := s.meta.restore(known)
+	if err != nil {
+		s.log.Warn("metadata store is corrupt; starting with an empty one", "err", err)
+		path := s.meta.store.path
+		_ = s.meta.store.Close()
+		aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return fmt.Errorf("worker: metadata store %s: %w (and moving it aside failed: %v)", path, err, rerr)
+		}
+		s.meta = newMetaCache(200_000, s.wcfg.MetadataTTL.D())
+		store, oerr := openMetaStore(filepath.Dir(filepath.Dir(path)), s.log)
+		if oerr != nil {
+			return oerr
+		}
+		store.writeErrors = s.m.metaWriteErrors.Inc
+		s.meta.store = store
+		return nil
+	}
+	s.m.metaRestored.Set(float64(st.stats + st.lists))
+	s.log.Info("metadata cache restored from disk", "stats", st.stats, "listings", st.lists, "bad_records", st.bad,
+		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -228,7 +307,7 @@ func (s *Server) OpenFull(mountID, path string, fi ufs.FileInfo) (*os.File, func
 }
 
 // Mounts is the mount table as this worker sees it.
-func (s *Server) Mounts() *namespace.Table { return s.view.Mounts() }
+func (s *Server) Mounts() *namespace.Table { return s.mounts.Mounts() }
 
 // Info is what the worker publishes in etcd.
 func (s *Server) Info() cluster.WorkerInfo {
@@ -281,9 +360,17 @@ func (s *Server) setState(ctx context.Context, draining bool) {
 	s.log.Info("worker state changed", "state", state)
 }
 
-// Close deregisters the worker, stops its servers and closes its cache.
+// spillTimeout bounds how long Close spends moving memory pages to disk.
+const spillTimeout = 10 * time.Second
+
+// Close deregisters the worker, stops its servers, moves what its memory
+// tiers hold to its disk tiers (bounded by ctx and spillTimeout: a graceful
+// restart keeps what it cached) and closes its cache and metadata store.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
+	s.spawnMu.Lock()
+	s.stopped = true
+	s.spawnMu.Unlock()
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -305,8 +392,31 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	s.spill(ctx)
 	errs = append(errs, s.closeLocal())
 	return errors.Join(errs...)
+}
+
+// spill demotes every page of the memory tiers to the tiers below, so that a
+// graceful stop loses nothing it cached; what does not fit in spillTimeout
+// (or before ctx ends) is lost as before.
+func (s *Server) spill(ctx context.Context) {
+	if s.cache == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, spillTimeout)
+	defer cancel()
+	start := time.Now()
+	r, err := s.cache.Spill(ctx)
+	if r.Pages == 0 && err == nil {
+		return
+	}
+	log := s.log.Info
+	if err != nil || r.Lost > 0 {
+		log = s.log.Warn
+	}
+	log("memory tier spilled to disk", "pages", r.Pages, "bytes", r.Bytes, "lost_pages", r.Lost,
+		"took", time.Since(start).Round(time.Millisecond), "err", err)
 }
 
 func (s *Server) closeLocal() error {
@@ -319,12 +429,18 @@ func (s *Server) closeLocal() error {
 	if s.view != nil {
 		s.view.Close()
 	}
+	if s.cancel != nil {
+		s.cancel()
+	}
 	var errs []error
 	if s.fss != nil {
 		errs = append(errs, s.fss.Close())
 	}
 	if s.cache != nil {
 		errs = append(errs, s.cache.Close())
+	}
+	if s.meta != nil && s.meta.store != nil {
+		errs = append(errs, s.meta.store.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -371,10 +487,15 @@ func fileID(mountID, path string, fi ufs.FileInfo) string {
 	return hashHex(mountID, path, fi.Fingerprint())
 }
 
-// pruneFS closes the UFS handles of removed or changed mounts.
+// pruneFS closes the UFS handles of removed or changed mounts and drops
+// their stored metadata.
 func (s *Server) pruneFS() {
 	if err := s.fss.Prune(s.view.Mounts().Specs()); err != nil {
 		s.log.Warn("close UFS of a removed mount", "err", err)
+	}
+	if s.meta.store != nil {
+		mounts := s.view.Mounts()
+		s.meta.store.dropMounts(func(id string) bool { _, ok := mounts.ByID(id); return ok })
 	}
 }
 
@@ -387,8 +508,14 @@ func (s *Server) openFS(ctx context.Context, m namespace.Mount) (ufs.FS, error) 
 	return fs, nil
 }
 
-func mountOf(view *cluster.View, id string) (namespace.Mount, error) {
-	m, ok := view.Mounts().ByID(id)
+// mountSource is where the worker finds the mount table (the cluster view).
+type mountSource interface {
+	Mounts() *namespace.Table
+}
+
+// mountOf returns the mount of an id, or namespace.ErrNotMounted.
+func (s *Server) mountOf(id string) (namespace.Mount, error) {
+	m, ok := s.mounts.Mounts().ByID(id)
 	if !ok {
 		return namespace.Mount{}, fmt.Errorf("%w: mount id %s is unknown to this worker (it may have been removed)", namespace.ErrNotMounted, id)
 	}

@@ -20,10 +20,15 @@ func newDrainCmd(g *globals, drain bool) *cobra.Command {
 		Use:   use,
 		Short: short,
 		Long: short + `.
-A draining worker leaves the placement ring: blocks and metadata it owned move to
-their next owners (about 1/N of the keys), while it keeps serving requests that
-still reach it. The drain mark is kept in etcd, so it survives restarts until
-undrain. Worker IDs are listed by "strata report".`,
+A draining worker leaves the placement ring: new placements (reads that fill
+the cache, load jobs) go to the next owners of its keys (about 1/N of them).
+It keeps serving what it holds: clients read a key from its new owners first
+and from the draining worker next, so nothing it cached becomes unreadable,
+even with the under-storage down, while the new owners fill (from reads with
+the under-storage up, or a new "strata load"). Stop it once they hold the data
+("strata load PATH --verify" checks and fills them). The drain mark is kept
+in etcd, so it survives restarts until undrain. Worker IDs are listed by
+"strata report".`,
 		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

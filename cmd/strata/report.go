@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/stratafs/strata/client"
+	"github.com/stratafs/strata/cluster"
 	"github.com/stratafs/strata/conf"
 	"github.com/stratafs/strata/rpcpb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -22,10 +24,25 @@ func newReportCmd(g *globals) *cobra.Command {
   strata report --json | jq '.workers[].stats.tiers'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withCoordinator(cmd, func(ctx context.Context, cc rpcpb.CoordinatorClient) error {
-				rep, err := cc.Report(ctx, &rpcpb.ReportRequest{})
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				cc, conn, err := c.Coordinator(ctx)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				rep, err := cc.Report(rctx, &rpcpb.ReportRequest{})
 				if err != nil {
 					return rpcpb.FromStatus(err)
+				}
+				// Cache directories out of use, as the workers publish
+				// them in their registrations.
+				degraded := map[string][]cluster.DirHealth{}
+				for _, w := range c.View().Members().Sorted() {
+					if len(w.Degraded) > 0 {
+						degraded[w.ID] = w.Degraded
+					}
 				}
 				out := cmd.OutOrStdout()
 				if asJSON {
@@ -33,8 +50,11 @@ func newReportCmd(g *globals) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					var v any
+					var v map[string]any
 					_ = json.Unmarshal(b, &v)
+					// "degraded": worker id -> its degraded cache
+					// directories (an empty object when all are healthy).
+					v["degraded"] = degraded
 					enc := json.NewEncoder(out)
 					enc.SetIndent("", "  ")
 					return enc.Encode(v)
@@ -54,6 +74,8 @@ func newReportCmd(g *globals) *cobra.Command {
 					state := s.GetState()
 					if w.GetError() != "" {
 						state = "unreachable"
+					} else if len(degraded[s.GetId()]) > 0 {
+						state += ",degraded"
 					}
 					up := time.Since(time.UnixMilli(s.GetStartedUnixMs())).Truncate(time.Second)
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%.1f\t%.1f%%\n", s.GetId(), state, s.GetDataAddr(), up,
@@ -79,6 +101,9 @@ func newReportCmd(g *globals) *cobra.Command {
 					}
 					if err := tw.Flush(); err != nil {
 						return err
+					}
+					for _, d := range degraded[w.GetStats().GetId()] {
+						fmt.Fprintf(out, "DEGRADED: %s\n", d)
 					}
 				}
 				return nil

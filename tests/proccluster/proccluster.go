@@ -46,6 +46,10 @@ type Options struct {
 	// WorkerMemory, when set, gives each worker one memory tier of that
 	// size instead of a 1 GiB disk tier (which survives a kill -9).
 	WorkerMemory string
+	// MemoryTier, when set, puts a memory tier of that size above each
+	// worker's disk tier (a graceful stop spills it to disk; a kill -9 loses
+	// it).
+	MemoryTier string
 	// RequestTimeout is the client's request timeout (default 10s).
 	RequestTimeout time.Duration
 	// MinIO is the S3 server Mount points mounts at.
@@ -106,7 +110,11 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.MetadataTTL > 0 {
 		yaml += fmt.Sprintf("  metadata_ttl: %s\n", o.MetadataTTL)
 	}
-	yaml += "  cache:\n    tiers:\n      - {name: ssd, medium: disk, policy: lru, dirs: [{path: cache, quota: 1GiB}]}\n"
+	yaml += "  cache:\n    tiers:\n"
+	if o.MemoryTier != "" {
+		yaml += fmt.Sprintf("      - {name: mem, medium: memory, policy: lru, size: %s}\n", o.MemoryTier)
+	}
+	yaml += "      - {name: ssd, medium: disk, policy: lru, dirs: [{path: cache, quota: 1GiB}]}\n"
 	if err := os.WriteFile(c.Config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
