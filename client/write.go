@@ -32,6 +32,27 @@ func (c *Client) writable(path string) (string, namespace.Mount, string, error) 
 // replacing it, through to the UFS: when Create returns nil the UFS has the
 // whole file. Returns the new file's info.
 func (c *Client) Create(ctx context.Context, path string, r io.Reader, size int64) (namespace.FileInfo, error) {
+	return c.CreateWith(ctx, path, r, size, CreateOptions{})
+}
+
+// CreateOptions qualify a write (CreateWith).
+type CreateOptions struct {
+	// Cond is a precondition on the file the write replaces, checked by the
+	// UFS itself when the new version becomes visible (ufs.ConditionalPutter),
+	// so it holds against writers that bypass Strata too.
+	Cond ufs.Condition
+	// Attrs are kept with the new file (ufs.AttrStore): object headers and
+	// user metadata.
+	Attrs ufs.Attrs
+}
+
+// CreateWith is Create under a condition and with attributes. Returns
+// errors matching ufs.ErrPrecondition (the condition did not hold; nothing
+// was written; with ufs.ErrNotFound too when Cond.Match named a missing
+// file) and ufs.ErrNotSupported (the mount's UFS cannot make a write
+// conditional, or cannot keep attributes other than a Content-Type, which is
+// then dropped), besides Create's.
+func (c *Client) CreateWith(ctx context.Context, path string, r io.Reader, size int64, opts CreateOptions) (namespace.FileInfo, error) {
 	p, m, rel, err := c.writable(path)
 	if err != nil {
 		return namespace.FileInfo{}, err
@@ -43,7 +64,21 @@ func (c *Client) Create(ctx context.Context, path string, r io.Reader, size int6
 	if err != nil {
 		return namespace.FileInfo{}, err
 	}
-	fi, err := fs.Put(ctx, rel, r, size)
+	var fi ufs.FileInfo
+	as, hasAttrs := fs.(ufs.AttrStore)
+	cp, hasCond := fs.(ufs.ConditionalPutter)
+	switch {
+	case !opts.Attrs.IsZero() && hasAttrs:
+		fi, err = as.PutAttrs(ctx, rel, r, size, opts.Cond, opts.Attrs)
+	case !opts.Attrs.OnlyContentType():
+		return namespace.FileInfo{}, fmt.Errorf("write %s: %w: the under-storage of mount %s cannot keep object headers or metadata", p, ufs.ErrNotSupported, m.Path)
+	case !opts.Cond.IsZero() && hasCond:
+		fi, err = cp.PutIf(ctx, rel, r, size, opts.Cond)
+	case !opts.Cond.IsZero():
+		return namespace.FileInfo{}, fmt.Errorf("write %s: %w: the under-storage of mount %s cannot make a write conditional (If-Match, If-None-Match)", p, ufs.ErrNotSupported, m.Path)
+	default:
+		fi, err = fs.Put(ctx, rel, r, size)
+	}
 	c.invalidate(ctx, m, rel)
 	if err != nil {
 		return namespace.FileInfo{}, fmt.Errorf("write %s: %w", p, err)

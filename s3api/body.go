@@ -74,7 +74,8 @@ type payload struct {
 // malformed Content-MD5 or checksum header.
 func newPayload(r *http.Request, id identity, size int64) (*payload, *Error) {
 	p := &payload{r: r.Body, size: size, md5: md5.New()}
-	if v := r.Header.Get("Content-Md5"); v != "" {
+	if vs, ok := r.Header["Content-Md5"]; ok {
+		v := strings.TrimSpace(strings.Join(vs, ""))
 		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil || len(b) != md5.Size {
 			return nil, apiErr("InvalidDigest", "")

@@ -74,6 +74,7 @@ var codes = map[string]struct {
 	"KeyTooLongError":                   {http.StatusBadRequest, "Your key is too long."},
 	"MalformedXML":                      {http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema."},
 	"MaxMessageLengthExceeded":          {http.StatusBadRequest, "Your request was too big."},
+	"MetadataTooLarge":                  {http.StatusBadRequest, "Your metadata headers exceed the maximum allowed metadata size."},
 	"MethodNotAllowed":                  {http.StatusMethodNotAllowed, "The specified method is not allowed against this resource."},
 	"MissingContentLength":              {http.StatusLengthRequired, "You must provide the Content-Length HTTP header."},
 	"MissingSecurityHeader":             {http.StatusBadRequest, "Your request is missing a required header."},
@@ -133,6 +134,7 @@ var sentinels = []struct {
 	read string
 	msg  string
 }{
+	{ufs.ErrPrecondition, "PreconditionFailed", "", ""},
 	{ufs.ErrChanged, "OperationAborted", "", "The object changed while it was being read or written; try again."},
 	{ufs.ErrNotFound, "NoSuchKey", "", ""},
 	{namespace.ErrNoMount, "NoSuchBucket", "", ""},

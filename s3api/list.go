@@ -83,6 +83,12 @@ func (l *lister) children(relDir string, keep func(sk string, isDir bool) bool) 
 		if relDir != "" {
 			dir += "/" + strings.TrimSuffix(relDir, "/")
 		}
+		if seq, ok := l.s.c.ListAfter(l.ctx, dir, l.lowerBound(relDir)); ok {
+			if l.sortedChildren(relDir, seq, keep, yield) {
+				return
+			}
+			// The UFS could not be asked: list through the workers.
+		}
 		resume := ""
 		for {
 			batch := max(l.need(), 1)
@@ -132,6 +138,77 @@ func (l *lister) children(relDir string, keep func(sk string, isDir bool) bool) 
 			resume = sorted[len(sorted)-1].sk
 		}
 	}
+}
+
+// lowerBound is a sort key, relative to the directory relDir, below every
+// child the listing wants: from the marker (a directory on the marker's way
+// is wanted, files after it) and from the prefix (children have it, or lead
+// to it).
+func (l *lister) lowerBound(relDir string) string {
+	bound := ""
+	if rest, ok := strings.CutPrefix(l.after, relDir); ok && rest != "" {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			bound = rest[:i] // the directory rest[:i]+"/" holds the marker
+		} else {
+			bound = rest
+		}
+	}
+	if rest, ok := strings.CutPrefix(l.prefix, relDir); ok && rest != "" {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			rest = rest[:i]
+		}
+		// Every wanted name starts with rest: the name one byte shorter is
+		// below them all.
+		if p := rest[:max(len(rest)-1, 0)]; p > bound {
+			bound = p
+		}
+	}
+	return bound
+}
+
+// sortedChildren yields the children of relDir that keep accepts from a
+// listing in sort-key order, and stops reading it once the keys pass the
+// prefix. It returns false, having yielded nothing, when the listing fails
+// at once for a reason the workers may not have (the UFS cannot be
+// reached, or refuses these credentials): the caller lists through the
+// workers then.
+func (l *lister) sortedChildren(relDir string, seq iter.Seq2[namespace.FileInfo, error], keep func(sk string, isDir bool) bool, yield func(child, error) bool) bool {
+	pfx, _ := strings.CutPrefix(l.prefix, relDir)
+	if !strings.HasPrefix(l.prefix, relDir) {
+		pfx = ""
+	}
+	yielded := false
+	for fi, err := range seq {
+		if err != nil {
+			switch {
+			case errors.Is(err, ufs.ErrNotFound), errors.Is(err, ufs.ErrNotDir), errors.Is(err, namespace.ErrInvalidPath):
+			case !yielded && (errors.Is(err, ufs.ErrUnavailable) || errors.Is(err, ufs.ErrPermission)):
+				return false
+			default:
+				yield(child{}, err)
+			}
+			return true
+		}
+		name := fi.Name()
+		if !validName(name) {
+			continue
+		}
+		sk := name
+		if fi.IsDir {
+			sk += "/"
+		}
+		if pfx != "" && sk > pfx && !strings.HasPrefix(sk, pfx) {
+			return true // sorted: nothing further has the prefix
+		}
+		if !keep(relDir+sk, fi.IsDir) {
+			continue
+		}
+		yielded = true
+		if !yield(child{sk: relDir + sk, fi: fi}, nil) {
+			return true
+		}
+	}
+	return true
 }
 
 // startDir is the directory where the keys with the prefix lie: the prefix up
@@ -328,11 +405,17 @@ func (s *Server) page(ctx context.Context, bucket string, p listParams) (items [
 	return items, false, nil
 }
 
+// urlEncode is S3's encoding-type=url: form encoding ("+" for a space)
+// that leaves "/" as it is, as S3 and MinIO send it.
+func urlEncode(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "%2F", "/")
+}
+
 // fill puts items into a ListBucketResult.
 func fillResult(res *listBucketResult, items []item, encode, withOwner bool) {
 	enc := func(s string) string {
 		if encode {
-			return url.QueryEscape(s)
+			return urlEncode(s)
 		}
 		return s
 	}
@@ -380,7 +463,7 @@ func (s *Server) listObjectsV2(ctx context.Context, rq *request) error {
 	tok := rq.q.Get("continuation-token")
 	startAfter := rq.q.Get("start-after")
 	p.after = startAfter
-	if rq.q.Has("continuation-token") {
+	if tok != "" { // an empty token is no token (S3, MinIO)
 		last, ok := decodeToken(tok)
 		if !ok {
 			return apiErr("InvalidArgument", "the continuation token provided is incorrect")
@@ -396,7 +479,7 @@ func (s *Server) listObjectsV2(ctx context.Context, rq *request) error {
 	if startAfter != "" {
 		res.StartAfter = startAfter
 		if p.encode {
-			res.StartAfter = url.QueryEscape(startAfter)
+			res.StartAfter = urlEncode(startAfter)
 		}
 	}
 	n := len(items)
@@ -424,23 +507,45 @@ func (s *Server) listObjectsV1(ctx context.Context, rq *request) error {
 	}
 	marker := p.after
 	if p.encode {
-		marker = url.QueryEscape(marker)
+		marker = urlEncode(marker)
 	}
 	res := listBucketResult{NS: s3NS, Name: rq.t.Bucket, Prefix: p.prefix, Delimiter: p.delim, MaxKeys: p.maxKeys,
 		IsTruncated: truncated, Marker: &marker}
 	if truncated {
 		res.NextMarker = items[len(items)-1].Key
 		if p.encode {
-			res.NextMarker = url.QueryEscape(res.NextMarker)
+			res.NextMarker = urlEncode(res.NextMarker)
 		}
 	}
 	fillResult(&res, items, p.encode, true)
 	return s.writeXML(rq, res)
 }
 
+// maxBuckets is the most buckets one ListBuckets page may ask for.
+const maxBuckets = 10000
+
 // listBuckets lists the top-level directories of the namespace that the
-// request's identity may read.
+// request's identity may read, in name order, with the prefix,
+// continuation-token and max-buckets parameters.
 func (s *Server) listBuckets(ctx context.Context, rq *request) error {
+	limit := maxBuckets
+	paged := false
+	if v := rq.q.Get("max-buckets"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxBuckets {
+			return apiErr("InvalidArgument", "max-buckets must be an integer between 1 and %d", maxBuckets)
+		}
+		limit, paged = n, true
+	}
+	after := ""
+	if tok := rq.q.Get("continuation-token"); tok != "" {
+		last, ok := decodeToken(tok)
+		if !ok {
+			return apiErr("InvalidArgument", "the continuation token provided is incorrect")
+		}
+		after = last
+	}
+	prefix := rq.q.Get("prefix")
 	created := map[string]time.Time{}
 	var root time.Time
 	for _, m := range s.c.Mounts().All() {
@@ -471,5 +576,15 @@ func (s *Server) listBuckets(ctx context.Context, rq *request) error {
 		res.Buckets = append(res.Buckets, bucketResult{Name: fi.Name(), CreationDate: isoTime(t)})
 	}
 	slices.SortFunc(res.Buckets, func(a, b bucketResult) int { return strings.Compare(a.Name, b.Name) })
+	res.Buckets = slices.DeleteFunc(res.Buckets, func(b bucketResult) bool {
+		return !strings.HasPrefix(b.Name, prefix) || (after != "" && b.Name <= after)
+	})
+	if len(res.Buckets) > limit {
+		res.Buckets = res.Buckets[:limit]
+		res.ContinuationToken = encodeToken(res.Buckets[limit-1].Name)
+	}
+	if paged || prefix != "" {
+		res.Prefix = prefix
+	}
 	return s.writeXML(rq, res)
 }

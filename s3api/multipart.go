@@ -19,6 +19,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stratafs/strata/client"
+	"github.com/stratafs/strata/ufs"
 )
 
 // maxParts is S3's limit on the parts of an upload (and on part numbers).
@@ -29,6 +32,18 @@ type uploadMeta struct {
 	Bucket    string    `json:"bucket"`
 	Key       string    `json:"key"`
 	Initiated time.Time `json:"initiated"`
+	// Attrs are the object's headers and metadata, from the
+	// CreateMultipartUpload request.
+	Attrs ufs.Attrs `json:"attrs"`
+}
+
+// completedMeta is what a completed upload leaves behind (completed.json,
+// until the upload expires): the answer to give a retried
+// CompleteMultipartUpload.
+type completedMeta struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	ETag   string `json:"etag"`
 }
 
 // partInfo is one staged part.
@@ -99,8 +114,9 @@ func (m *multipartStore) lock(id string) func() {
 
 func (m *multipartStore) uploadDir(id string) string { return filepath.Join(m.dir, id) }
 
-// create starts an upload of bucket/key and returns its id.
-func (m *multipartStore) create(bucket, key string, now time.Time) (string, error) {
+// create starts an upload of bucket/key, with the attributes the object
+// will have, and returns its id.
+func (m *multipartStore) create(bucket, key string, attrs ufs.Attrs, now time.Time) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
@@ -110,7 +126,7 @@ func (m *multipartStore) create(bucket, key string, now time.Time) (string, erro
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", fmt.Errorf("s3api: stage upload: %w", err)
 	}
-	data, err := json.Marshal(uploadMeta{Bucket: bucket, Key: key, Initiated: now.UTC()})
+	data, err := json.Marshal(uploadMeta{Bucket: bucket, Key: key, Initiated: now.UTC(), Attrs: attrs})
 	if err == nil {
 		err = writeFileAtomic(filepath.Join(dir, "upload.json"), data)
 	}
@@ -232,6 +248,54 @@ func (m *multipartStore) parts(id string) ([]partInfo, error) {
 	return out, nil
 }
 
+// finish marks an upload completed: its parts and upload.json go, and
+// completed.json keeps the answer for a retried completion until the upload
+// directory expires. Call it holding the upload's lock.
+func (m *multipartStore) finish(id string, c completedMeta) error {
+	dir := m.uploadDir(id)
+	data, err := json.Marshal(c)
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(dir, "completed.json"), data)
+	}
+	if err == nil {
+		err = os.Remove(filepath.Join(dir, "upload.json"))
+	}
+	if err != nil {
+		return m.remove(id)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("s3api: remove the parts of upload %s: %w", id, err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.Name() != "completed.json" {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("s3api: remove the parts of upload %s: %w", id, err)
+	}
+	// The directory's mtime now dates the completion, for sweep.
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
+	return nil
+}
+
+// completed returns what the completion of upload id of bucket/key
+// answered, when it completed.
+func (m *multipartStore) completed(id, bucket, key string) (completedMeta, bool) {
+	var c completedMeta
+	if !validUploadID(id) {
+		return c, false
+	}
+	data, err := os.ReadFile(filepath.Join(m.uploadDir(id), "completed.json"))
+	if err != nil || json.Unmarshal(data, &c) != nil || c.Bucket != bucket || c.Key != key {
+		return completedMeta{}, false
+	}
+	return c, true
+}
+
 // remove deletes an upload and its parts.
 func (m *multipartStore) remove(id string) error {
 	if err := os.RemoveAll(m.uploadDir(id)); err != nil {
@@ -315,7 +379,14 @@ func (s *Server) createMultipartUpload(ctx context.Context, rq *request) error {
 	} else if dir {
 		return apiErr("InvalidArgument", "a key ending in '/' names a directory; it cannot hold data")
 	}
-	id, err := s.mp.create(rq.t.Bucket, rq.t.Key, time.Now())
+	attrs, aerr := attrsFromHeaders(rq.r.Header)
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := checkExpires(attrs); aerr != nil {
+		return aerr
+	}
+	id, err := s.mp.create(rq.t.Bucket, rq.t.Key, attrs, time.Now())
 	if err != nil {
 		return err
 	}
@@ -462,8 +533,12 @@ func (p *partsReader) Close() error {
 }
 
 // completeMultipartUpload checks the parts list, then streams the parts,
-// concatenated, into client.Create: the object appears in the under-storage
-// whole, or not at all.
+// concatenated, into client.CreateWith (with the attributes of
+// CreateMultipartUpload and the request's If-None-Match / If-Match): the
+// object appears in the under-storage whole, or not at all. The ETag
+// answered is the one the UFS stored (it may have cut the object into other
+// parts than the client's), which GET and HEAD serve afterwards. A retried
+// completion of an upload that completed answers the same.
 func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error {
 	p, dir, err := s.objectPath(ctx, rq, true)
 	if err != nil {
@@ -472,9 +547,21 @@ func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error
 	if dir {
 		return apiErr("InvalidArgument", "a key ending in '/' names a directory; it cannot hold data")
 	}
+	wc, aerr := parseWriteCond(rq.r.Header)
+	if aerr != nil {
+		return aerr
+	}
 	id := rq.q.Get("uploadId")
 	if _, err := s.mp.check(id, rq.t.Bucket, rq.t.Key); err != nil {
+		return s.completedAgain(rq, id, err)
+	}
+	cond, err := s.checkWriteCond(ctx, p, wc)
+	if err != nil {
 		return err
+	}
+	ock, aerr := takeObjectChecksum(rq.r.Header)
+	if aerr != nil {
+		return aerr
 	}
 	var req completeMultipartUpload
 	if err := s.readXML(rq, &req); err != nil {
@@ -488,8 +575,9 @@ func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error
 	}
 	unlock := s.mp.lock(id)
 	defer unlock()
-	if _, err := s.mp.check(id, rq.t.Bucket, rq.t.Key); err != nil {
-		return err // completed or aborted while the body arrived
+	um, err := s.mp.check(id, rq.t.Bucket, rq.t.Key)
+	if err != nil {
+		return s.completedAgain(rq, id, err) // completed or aborted while the body arrived
 	}
 	staged, err := s.mp.parts(id)
 	if err != nil {
@@ -500,7 +588,6 @@ func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error
 		byNum[pi.Number] = pi
 	}
 	chosen := make([]partInfo, 0, len(req.Parts))
-	sums := md5.New()
 	var total int64
 	for i, cp := range req.Parts {
 		if i > 0 && cp.PartNumber <= req.Parts[i-1].PartNumber {
@@ -518,34 +605,69 @@ func (s *Server) completeMultipartUpload(ctx context.Context, rq *request) error
 				xmlField{"ProposedSize", strconv.FormatInt(pi.Size, 10)}, xmlField{"MinSizeAllowed", strconv.FormatInt(int64(s.cfg.MinPartSize), 10)})
 			return e
 		}
-		b, _ := hex.DecodeString(pi.ETag)
-		sums.Write(b)
 		total += pi.Size
 		chosen = append(chosen, pi)
 	}
 	if total > int64(s.cfg.MaxObjectSize) {
 		return apiErr("EntityTooLarge", "")
 	}
-	etag := fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sums.Sum(nil)), len(chosen))
+	location := s.location(rq)
+	return s.longOp(rq, func() (any, error) {
+		pr := &partsReader{parts: chosen}
+		defer pr.Close()
+		var src io.Reader = pr
+		var ck *checkingReader
+		if ock != nil {
+			ck = ock.reader(pr)
+			src = ck
+		}
+		fi, err := s.c.CreateWith(ctx, p, src, total, client.CreateOptions{Cond: cond, Attrs: um.Attrs})
+		if err != nil {
+			return nil, writeErr(err, wc, um.Attrs)
+		}
+		if ck != nil && !ck.done {
+			// The store stopped at the declared size: check now, and take
+			// the object back if the checksum is wrong.
+			if _, cerr := io.Copy(io.Discard, ck); cerr != nil {
+				if rerr := s.c.Remove(context.WithoutCancel(ctx), p, false); rerr != nil {
+					s.log.Warn("remove an object whose checksum failed", "path", p, "err", rerr)
+				}
+				return nil, cerr
+			}
+		}
+		etag := s3ETag(fi)
+		if err := s.mp.finish(id, completedMeta{Bucket: rq.t.Bucket, Key: rq.t.Key, ETag: etag}); err != nil {
+			s.log.Warn("remove the parts of a completed upload", "upload", id, "err", err)
+		}
+		res := completeMultipartUploadResult{NS: s3NS, Location: location, Bucket: rq.t.Bucket, Key: rq.t.Key, ETag: etag}
+		if ock != nil {
+			res.setChecksum(ock.alg, ock.want)
+		}
+		return res, nil
+	})
+}
+
+// location is the URL of the object a request addresses.
+func (s *Server) location(rq *request) string {
 	scheme := "http"
 	if rq.r.TLS != nil {
 		scheme = "https"
 	}
-	location := scheme + "://" + rq.r.Host + "/" + uriEncode(rq.t.Bucket, false) + "/" + uriEncode(rq.t.Key, true)
 	if rq.t.VirtualHost {
-		location = scheme + "://" + rq.r.Host + "/" + uriEncode(rq.t.Key, true)
+		return scheme + "://" + rq.r.Host + "/" + uriEncode(rq.t.Key, true)
 	}
-	return s.longOp(rq, func() (any, error) {
-		pr := &partsReader{parts: chosen}
-		defer pr.Close()
-		if _, err := s.c.Create(ctx, p, pr, total); err != nil {
-			return nil, err
-		}
-		if err := s.mp.remove(id); err != nil {
-			s.log.Warn("remove the parts of a completed upload", "upload", id, "err", err)
-		}
-		return completeMultipartUploadResult{NS: s3NS, Location: location, Bucket: rq.t.Bucket, Key: rq.t.Key, ETag: etag}, nil
-	})
+	return scheme + "://" + rq.r.Host + "/" + uriEncode(rq.t.Bucket, false) + "/" + uriEncode(rq.t.Key, true)
+}
+
+// completedAgain answers a CompleteMultipartUpload of an upload that is
+// not in progress: as its completion did when it completed (S3 answers a
+// retried completion so), else err (NoSuchUpload).
+func (s *Server) completedAgain(rq *request, id string, err error) error {
+	c, ok := s.mp.completed(id, rq.t.Bucket, rq.t.Key)
+	if !ok {
+		return err
+	}
+	return s.writeXML(rq, completeMultipartUploadResult{NS: s3NS, Location: s.location(rq), Bucket: c.Bucket, Key: c.Key, ETag: c.ETag})
 }
 
 func (s *Server) abortMultipartUpload(ctx context.Context, rq *request) error {

@@ -27,16 +27,29 @@ const emptyMD5 = "d41d8cd98f00b204e9800998ecf8427e"
 const maxDeleteObjects = 1000
 
 // s3ETag is the quoted S3 ETag of a namespace file: its under-storage ETag
-// (the MD5 of an object stored in one piece, "md5-of-md5s-N" of a multipart
-// object, a version stamp for file systems), hashed when it holds characters
-// an ETag cannot carry.
+// when that has the form of an S3 ETag (the MD5 of an object stored in one
+// piece, "md5-of-md5s-N" of a multipart one) or at least carries a "-" (a
+// file system's version stamp); else — a GCS generation, an Azure ETag, one
+// with characters an ETag cannot carry — a hash of the version with "-1"
+// after it. Clients (s3cmd, rclone) take an ETag without "-" for the MD5 of
+// the content and check it: only an MD5 may look like one.
 func s3ETag(fi namespace.FileInfo) string {
 	e := fi.ETag
-	if e == "" || strings.IndexFunc(e, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' }) >= 0 {
-		sum := md5.Sum([]byte(fi.ETag + "\x00" + strconv.FormatInt(fi.Size, 10) + "\x00" + fi.ModTime.String()))
-		e = hex.EncodeToString(sum[:])
+	unsafe := strings.IndexFunc(e, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' }) >= 0
+	if e == "" || unsafe || (!strings.Contains(e, "-") && !isMD5Hex(e)) {
+		sum := md5.Sum([]byte(fi.ETag + "\x00" + strconv.FormatInt(fi.Size, 10) + "\x00" + strconv.FormatInt(fi.ModTime.UnixNano(), 10)))
+		e = hex.EncodeToString(sum[:]) + "-1"
 	}
 	return `"` + e + `"`
+}
+
+// isMD5Hex reports whether s is 32 hex digits.
+func isMD5Hex(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // contentType guesses a key's media type from its extension.
@@ -127,7 +140,11 @@ func (s *Server) sendObject(ctx context.Context, rq *request, f *client.File) er
 		}
 		h.Set("X-Amz-Mp-Parts-Count", "1")
 	}
-	h.Set("Content-Type", contentType(rq.t.Key))
+	attrs, err := s.objectAttrs(ctx, info.Path, info)
+	if err != nil {
+		return err
+	}
+	setAttrHeaders(h, attrs, rq.t.Key)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(rng.Length, 10))
 	for q, header := range responseOverrides {
@@ -158,7 +175,7 @@ func (s *Server) sendObject(ctx context.Context, rq *request, f *client.File) er
 		return err
 	}
 	rq.w.WriteHeader(status)
-	_, err := st.WriteTo(rq.w)
+	_, err = st.WriteTo(rq.w)
 	return err
 }
 
@@ -184,8 +201,12 @@ func (s *Server) getDirMarker(ctx context.Context, rq *request, p string) error 
 	return nil
 }
 
-// putObject streams the body through its checks into client.Create: the
-// under-storage shows the object only when the whole body arrived intact.
+// putObject streams the body through its checks into client.CreateWith,
+// with the request's condition and attributes: the under-storage shows the
+// object only when the whole body arrived intact (and the condition held).
+// Everything that can refuse the request is checked before the body is
+// read. The ETag answered is the one the UFS stored, which GET and HEAD
+// serve afterwards.
 func (s *Server) putObject(ctx context.Context, rq *request) error {
 	p, dir, err := s.objectPath(ctx, rq, true)
 	if err != nil {
@@ -198,14 +219,28 @@ func (s *Server) putObject(ctx context.Context, rq *request) error {
 	if size > int64(s.cfg.MaxObjectSize) {
 		return apiErr("EntityTooLarge", "the object is %d bytes; the limit is %d", size, int64(s.cfg.MaxObjectSize))
 	}
-	body, aerr := newPayload(rq.r, rq.id, size)
+	wc, aerr := parseWriteCond(rq.r.Header)
 	if aerr != nil {
+		return aerr
+	}
+	attrs, aerr := attrsFromHeaders(rq.r.Header)
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := checkExpires(attrs); aerr != nil {
 		return aerr
 	}
 	h := rq.w.Header()
 	if dir {
 		if size != 0 {
 			return apiErr("InvalidArgument", "a key ending in '/' names a directory; it cannot hold data")
+		}
+		if err := s.checkDirCond(ctx, p, wc); err != nil {
+			return err
+		}
+		body, aerr := newPayload(rq.r, rq.id, size)
+		if aerr != nil {
+			return aerr
 		}
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return err
@@ -217,10 +252,19 @@ func (s *Server) putObject(ctx context.Context, rq *request) error {
 		rq.w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	if _, err := s.create(ctx, p, body, size); err != nil {
+	cond, err := s.checkWriteCond(ctx, p, wc)
+	if err != nil {
 		return err
 	}
-	h.Set("ETag", `"`+body.ETag()+`"`)
+	body, aerr := newPayload(rq.r, rq.id, size)
+	if aerr != nil {
+		return aerr
+	}
+	fi, err := s.create(ctx, p, body, size, client.CreateOptions{Cond: cond, Attrs: attrs})
+	if err != nil {
+		return writeErr(err, wc, attrs)
+	}
+	h.Set("ETag", s3ETag(fi))
 	if name, v := body.Checksum(); name != "" {
 		h.Set(name, v)
 	}
@@ -228,10 +272,44 @@ func (s *Server) putObject(ctx context.Context, rq *request) error {
 	return nil
 }
 
+// checkExpires refuses an Expires header that is not an HTTP date (the
+// stores keep a date).
+func checkExpires(a ufs.Attrs) *Error {
+	if a.Expires == "" {
+		return nil
+	}
+	if _, err := http.ParseTime(a.Expires); err != nil {
+		return apiErr("InvalidArgument", "Expires %q is not an HTTP date", truncate(a.Expires, 64))
+	}
+	return nil
+}
+
+// checkDirCond checks the condition of a write of the directory marker p
+// ("dir/"), whose ETag is that of an empty object.
+func (s *Server) checkDirCond(ctx context.Context, p string, wc writeCond) error {
+	if wc.isZero() {
+		return nil
+	}
+	fi, err := s.c.Stat(ctx, p, true)
+	if err != nil && !errors.Is(err, ufs.ErrNotFound) && !errors.Is(err, ufs.ErrNotDir) {
+		return err
+	}
+	exists := err == nil && fi.IsDir
+	switch {
+	case wc.noneMatch && exists:
+		return apiErr("PreconditionFailed", "the directory exists (If-None-Match: *)")
+	case wc.match != "" && !exists:
+		return apiErr("NoSuchKey", "")
+	case wc.match != "" && wc.match != "*" && wc.match != emptyMD5:
+		return apiErr("PreconditionFailed", "")
+	}
+	return nil
+}
+
 // create writes a checked body as the file at p. A failed check of the body
 // is the error reported (the under-storage has not published anything).
-func (s *Server) create(ctx context.Context, p string, body *payload, size int64) (namespace.FileInfo, error) {
-	fi, err := s.c.Create(ctx, p, body, size)
+func (s *Server) create(ctx context.Context, p string, body *payload, size int64, opts client.CreateOptions) (namespace.FileInfo, error) {
+	fi, err := s.c.CreateWith(ctx, p, body, size, opts)
 	if berr := body.Err(); berr != nil {
 		return fi, berr
 	}
@@ -306,7 +384,9 @@ func (s *Server) openCopySource(ctx context.Context, rq *request) (*client.File,
 }
 
 // copyObject copies through the cluster: the source streams from the cache
-// into client.Create of the destination.
+// into client.CreateWith of the destination, with the source's attributes
+// (x-amz-metadata-directive COPY, the default) or the request's (REPLACE),
+// under the request's If-None-Match / If-Match on the destination.
 func (s *Server) copyObject(ctx context.Context, rq *request) error {
 	dp, dir, err := s.objectPath(ctx, rq, true)
 	if err != nil {
@@ -314,6 +394,18 @@ func (s *Server) copyObject(ctx context.Context, rq *request) error {
 	}
 	if dir {
 		return apiErr("InvalidArgument", "a key ending in '/' names a directory; it cannot be a copy destination")
+	}
+	wc, aerr := parseWriteCond(rq.r.Header)
+	if aerr != nil {
+		return aerr
+	}
+	replace := false
+	switch d := rq.r.Header.Get("X-Amz-Metadata-Directive"); {
+	case d == "" || strings.EqualFold(d, "COPY"):
+	case strings.EqualFold(d, "REPLACE"):
+		replace = true
+	default:
+		return apiErr("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE")
 	}
 	f, err := s.openCopySource(ctx, rq)
 	if err != nil {
@@ -323,22 +415,65 @@ func (s *Server) copyObject(ctx context.Context, rq *request) error {
 	if info.Size > int64(s.cfg.MaxObjectSize) {
 		return apiErr("EntityTooLarge", "")
 	}
-	if info.Path == dp {
-		if !strings.EqualFold(rq.r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
-			return apiErr("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+	var attrs ufs.Attrs
+	if replace {
+		if attrs, aerr = attrsFromHeaders(rq.r.Header); aerr != nil {
+			return aerr
 		}
-		// Strata keeps no user metadata: a copy onto itself changes nothing.
-		return s.writeXML(rq, copyObjectResult{NS: s3NS, ETag: s3ETag(info), LastModified: isoTime(info.ModTime)})
+		if aerr := checkExpires(attrs); aerr != nil {
+			return aerr
+		}
+	} else if attrs, err = s.sourceAttrs(ctx, info); err != nil {
+		return err
+	}
+	self := info.Path == dp
+	if self && !replace {
+		return apiErr("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+	}
+	cond, err := s.checkWriteCond(ctx, dp, wc)
+	if err != nil {
+		return err
+	}
+	guarded := false
+	if self && cond.IsZero() {
+		// Rewriting an object with new metadata: only the version read.
+		cond, guarded = ufs.Condition{Match: info.ETag}, true
 	}
 	return s.longOp(rq, func() (any, error) {
 		st := newObjectStream(ctx, f, s.bufs, 0, info.Size)
 		defer st.Close()
-		fi, err := s.c.Create(ctx, dp, st, info.Size)
+		fi, err := s.c.CreateWith(ctx, dp, st, info.Size, client.CreateOptions{Cond: cond, Attrs: attrs})
+		if guarded && errors.Is(err, ufs.ErrPrecondition) {
+			e := apiErr("OperationAborted", "the object changed while its metadata was replaced; try again")
+			e.err = err
+			return nil, e
+		}
 		if err != nil {
-			return nil, err
+			return nil, writeErr(err, wc, attrs)
 		}
 		return copyObjectResult{NS: s3NS, ETag: s3ETag(fi), LastModified: isoTime(fi.ModTime)}, nil
 	})
+}
+
+// sourceAttrs are the attributes of the version of a copy source that info
+// describes; unlike a GET, a copy fails when they cannot be read, rather
+// than drop them.
+func (s *Server) sourceAttrs(ctx context.Context, info namespace.FileInfo) (ufs.Attrs, error) {
+	fp := info.UFS("").Fingerprint()
+	if e, ok := s.attrs.get(info.Path, fp, time.Now()); ok && e.expires.IsZero() {
+		return e.attrs, nil
+	}
+	cur, a, err := s.c.StatAttrs(ctx, info.Path)
+	switch {
+	case errors.Is(err, ufs.ErrNotFound), err == nil && cur.UFS("").Fingerprint() != fp:
+		e := apiErr("OperationAborted", "the copy source changed while it was being copied; try again")
+		e.err = errVersionGone
+		return ufs.Attrs{}, e
+	case err != nil:
+		return ufs.Attrs{}, err
+	}
+	s.attrs.put(info.Path, attrEntry{fp: fp, attrs: a})
+	return a, nil
 }
 
 // deleteKey deletes one key; a missing key, or one that names a directory,

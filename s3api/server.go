@@ -61,6 +61,7 @@ type Server struct {
 	metrics *metrics
 	bufs    *buffers
 	mp      *multipartStore
+	attrs   *attrCache
 	domains []string
 	ops     map[string]handlerFunc
 
@@ -102,6 +103,7 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: s3, c: deps.Client, log: log, keys: map[string]string{}, metrics: m,
 		bufs:           newBuffers(int64(s3.ReadBufferBudget)),
+		attrs:          newAttrCache(attrCacheSize),
 		keepaliveAfter: 5 * time.Second, keepaliveEvery: 10 * time.Second,
 		stop: make(chan struct{}),
 	}
@@ -195,6 +197,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w}
 	body := &countingReader{r: r.Body}
 	r.Body = body
+	// Give net/http its own body back before it finishes the response: a
+	// body not read to its end then closes the connection, rather than
+	// being drained after the answer, which for a request with Expect:
+	// 100-continue would send "100 Continue" and make the client upload a
+	// body that was refused already.
+	defer func() { r.Body = body.r }()
 	rq := &request{r: r, w: rw, op: "Unknown", reqID: fmt.Sprintf("%s%012X", s.idPrefix, s.seq.Add(1))}
 	h := rw.Header()
 	h.Set("X-Amz-Request-Id", rq.reqID)

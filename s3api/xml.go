@@ -29,6 +29,9 @@ type listAllMyBucketsResult struct {
 	NS      string         `xml:"xmlns,attr"`
 	Owner   owner          `xml:"Owner"`
 	Buckets []bucketResult `xml:"Buckets>Bucket"`
+	// ContinuationToken is the token of the next page (max-buckets).
+	ContinuationToken string `xml:"ContinuationToken,omitempty"`
+	Prefix            string `xml:"Prefix,omitempty"`
 }
 
 type bucketResult struct {
@@ -87,12 +90,35 @@ type completePart struct {
 }
 
 type completeMultipartUploadResult struct {
-	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
-	NS       string   `xml:"xmlns,attr"`
-	Location string   `xml:"Location"`
-	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
-	ETag     string   `xml:"ETag"`
+	XMLName           xml.Name `xml:"CompleteMultipartUploadResult"`
+	NS                string   `xml:"xmlns,attr"`
+	Location          string   `xml:"Location"`
+	Bucket            string   `xml:"Bucket"`
+	Key               string   `xml:"Key"`
+	ETag              string   `xml:"ETag"`
+	ChecksumCRC32     string   `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string   `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string   `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string   `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string   `xml:"ChecksumSHA256,omitempty"`
+	ChecksumType      string   `xml:"ChecksumType,omitempty"`
+}
+
+// setChecksum reports the full-object checksum the completion checked.
+func (r *completeMultipartUploadResult) setChecksum(alg, v string) {
+	switch alg {
+	case "crc32":
+		r.ChecksumCRC32 = v
+	case "crc32c":
+		r.ChecksumCRC32C = v
+	case "crc64nvme":
+		r.ChecksumCRC64NVME = v
+	case "sha1":
+		r.ChecksumSHA1 = v
+	case "sha256":
+		r.ChecksumSHA256 = v
+	}
+	r.ChecksumType = "FULL_OBJECT"
 }
 
 type partResult struct {

@@ -3,6 +3,7 @@ package ufs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
@@ -119,12 +120,18 @@ func ParseURI(raw string) (Location, error) {
 var azureAccountSchemes = map[string]bool{"wasb": true, "wasbs": true, "abfs": true, "abfss": true}
 
 // Factory opens an FS for a parsed location with the mount's options. It should
-// not touch the network; Check does.
+// not touch the network; Check does. The FS logs its background work through
+// LoggerFrom(ctx).
 type Factory func(ctx context.Context, loc Location, opts Options) (FS, error)
 
 // Registry maps URI schemes to backends. The zero value is empty and ready; it
 // is safe for concurrent use.
 type Registry struct {
+	// Logger receives the logs of the FSes the registry opens (their
+	// background work, such as aborting stale uploads); nil means
+	// slog.Default(). Set it before the first Open.
+	Logger *slog.Logger
+
 	mu        sync.RWMutex
 	factories map[string]Factory
 }
@@ -162,7 +169,11 @@ func (r *Registry) Open(ctx context.Context, uri string, opts Options) (FS, erro
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown scheme %q in %q (known: %s)", ErrInvalidURI, loc.Scheme, uri, strings.Join(r.Schemes(), ", "))
 	}
-	return f(ctx, loc, opts)
+	log := r.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return f(WithLogger(ctx, log), loc, opts)
 }
 
 // Check verifies that fs is reachable with its credentials and that its root

@@ -534,8 +534,11 @@ func checkEndpoint(ep string) (string, error) {
 
 // newTransport is the HTTP transport of one FS: more idle connections per
 // host than azcore's default (10), as workers read many ranges in parallel.
+// Compression is off: a blob stored with Content-Encoding: gzip must be read
+// as its stored bytes, not inflated on the way.
 func newTransport() *http.Transport {
 	return &http.Transport{
+		DisableCompression:    true,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,

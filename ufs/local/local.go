@@ -20,14 +20,12 @@ import (
 	"io"
 	"io/fs"
 	"iter"
-	"math/rand/v2"
 	"os"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/stratafs/strata/ufs"
 )
@@ -341,124 +339,6 @@ func (r *rangeReader) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (r *rangeReader) Close() error { return r.f.Close() }
-
-// Put writes r to a temp file beside path, fsyncs it (unless local.fsync is
-// false) and renames it over path; parent directories are created. On any
-// error, a short stream (size >= 0 and fewer bytes) or a longer one, the
-// temp file is removed and path is untouched. A new version always gets a new
-// ETag: when the old file has the same size and mtime, the new mtime is moved
-// one nanosecond on. Returns ErrIsDir (path is a directory), ErrNotDir,
-// ErrPermission. Safe for concurrent use; concurrent Puts of one path leave
-// one of the versions.
-func (f *FS) Put(ctx context.Context, p string, r io.Reader, size int64) (ufs.FileInfo, error) {
-	root, err := f.begin(ctx, "put", p)
-	if err != nil {
-		return ufs.FileInfo{}, err
-	}
-	if p == "" {
-		return ufs.FileInfo{}, fmt.Errorf("local: put %q: %w: the mount root", p, ufs.ErrIsDir)
-	}
-	dir := path.Dir(p)
-	if dir == "." {
-		dir = ""
-	}
-	if dir != "" {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return ufs.FileInfo{}, mapErr("put", p, err)
-		}
-	}
-	var tmp string
-	var file *os.File
-	for range 10 {
-		tmp = ufs.Join(dir, TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-		file, err = root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if !errors.Is(err, fs.ErrExist) {
-			break
-		}
-	}
-	if err != nil {
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			file.Close()
-			_ = root.Remove(tmp)
-		}
-	}()
-
-	src := &ctxReader{ctx: ctx, r: r}
-	var n int64
-	if size >= 0 {
-		n, err = io.Copy(file, io.LimitReader(src, size+1))
-	} else {
-		n, err = io.Copy(file, src)
-	}
-	switch {
-	case err != nil && src.err != nil:
-		return ufs.FileInfo{}, fmt.Errorf("local: put %q: reading the data: %w", p, src.err)
-	case err != nil:
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	case size >= 0 && n < size:
-		return ufs.FileInfo{}, fmt.Errorf("local: put %q: the stream ended after %d of %d bytes: %w", p, n, size, io.ErrUnexpectedEOF)
-	case size >= 0 && n > size:
-		return ufs.FileInfo{}, fmt.Errorf("local: put %q: the stream has more than the %d bytes declared", p, size)
-	}
-	if f.fsync {
-		if err := file.Sync(); err != nil {
-			return ufs.FileInfo{}, mapErr("put", p, err)
-		}
-	}
-	if err := file.Close(); err != nil {
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	}
-	st, err := root.Stat(tmp) // after close: NFS may set the mtime on flush
-	if err != nil {
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	}
-	// Keep the fingerprint moving: a rewrite within the file system's clock
-	// granularity with the same size would otherwise look unchanged.
-	if old, err := root.Stat(p); err == nil && old.Mode().IsRegular() && etag(old) == etag(st) {
-		mt := old.ModTime().Add(time.Nanosecond)
-		if err := root.Chtimes(tmp, mt, mt); err != nil {
-			return ufs.FileInfo{}, mapErr("put", p, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return ufs.FileInfo{}, fmt.Errorf("local: put %q: %w", p, err)
-	}
-	if err := root.Rename(tmp, p); err != nil {
-		if errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.EISDIR) {
-			return ufs.FileInfo{}, fmt.Errorf("local: put %q: %w", p, ufs.ErrIsDir)
-		}
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	}
-	ok = true
-	st, err = root.Stat(p)
-	if err != nil {
-		return ufs.FileInfo{}, mapErr("put", p, err)
-	}
-	return info(p, st)
-}
-
-// ctxReader stops a copy when ctx ends and remembers the source's own error.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-	err error
-}
-
-func (c *ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		c.err = err
-		return 0, err
-	}
-	n, err := c.r.Read(b)
-	if err != nil && err != io.EOF {
-		c.err = err
-	}
-	return n, err
-}
 
 // Delete removes a file or an empty directory. The root cannot be deleted
 // (ErrNotSupported). Returns ErrNotFound, ErrNotEmpty, ErrPermission. Safe

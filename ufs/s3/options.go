@@ -36,12 +36,13 @@ type settings struct {
 	maxKeys           int32
 	maxAttempts       int
 	responseTimeout   time.Duration
+	staleUploads      time.Duration // 0: never abort
 }
 
 // knownOptions lists the option keys of this backend.
 const knownOptions = "s3.endpoint, s3.region, s3.path_style, s3.credentials, s3.access_key_id, " +
 	"s3.secret_access_key, s3.session_token, s3.part_size, s3.upload_concurrency, " +
-	"s3.max_keys, s3.max_attempts, s3.response_timeout"
+	"s3.max_keys, s3.max_attempts, s3.response_timeout, s3.abort_stale_uploads"
 
 // Values of s3.credentials: where the credentials of a mount come from.
 const (
@@ -55,6 +56,15 @@ const (
 	credAmbient = "ambient"
 	// credAnonymous sends unsigned requests (public buckets).
 	credAnonymous = "anonymous"
+)
+
+// defStaleUploads is the age from which multipart uploads under a mount's
+// prefix are taken for the remains of a dead writer and aborted; an upload
+// still in progress is never that old. minStaleUploads is the least age
+// accepted, so that no live upload of another writer is cut.
+const (
+	defStaleUploads = 24 * time.Hour
+	minStaleUploads = time.Hour
 )
 
 // defResponseTimeout bounds the wait for a response's headers after the
@@ -72,6 +82,7 @@ func parseOptions(uri string, opts ufs.Options) (settings, error) {
 		maxKeys:           maxListKeys,
 		maxAttempts:       3,
 		responseTimeout:   defResponseTimeout,
+		staleUploads:      defStaleUploads,
 	}
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -167,6 +178,18 @@ func parseOptions(uri string, opts ufs.Options) (settings, error) {
 			bad("s3.response_timeout=%q: want a duration from 100ms to 1h, e.g. 2m", v)
 		} else {
 			s.responseTimeout = d
+		}
+	}
+	if v, ok := opts["s3.abort_stale_uploads"]; ok {
+		v = strings.TrimSpace(v)
+		d, err := time.ParseDuration(v)
+		switch {
+		case v == "0" || v == "off":
+			s.staleUploads = 0
+		case err != nil || d < minStaleUploads:
+			bad("s3.abort_stale_uploads=%q: want 0 (never) or a duration of at least %s, e.g. 24h", v, minStaleUploads)
+		default:
+			s.staleUploads = d
 		}
 	}
 	for k := range opts {

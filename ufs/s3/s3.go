@@ -23,6 +23,8 @@
 //	s3.max_keys            keys per list page, 1..1000 (default 1000)
 //	s3.max_attempts        attempts per request, retries included (default 3)
 //	s3.response_timeout    how long to wait for a response's headers (default 2m)
+//	s3.abort_stale_uploads abort multipart uploads under the prefix older than this
+//	                       (default 24h; 0 never; at least 1h), see uploads.go
 //
 // Secrets are never logged nor put in errors.
 package s3
@@ -34,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -69,6 +72,15 @@ type FS struct {
 	// (UploadPartCopy); a single CopyObject is limited to 5 GiB.
 	copyThreshold int64
 	copyPartSize  int64
+
+	log *slog.Logger
+	// staleAfter is the age from which multipart uploads under the prefix
+	// are aborted (s3.abort_stale_uploads; 0: never); see uploads.go.
+	staleAfter time.Duration
+	sweepOnce  sync.Once
+	sweepers   sync.WaitGroup
+	stop       chan struct{}
+	closeOnce  sync.Once
 }
 
 var (
@@ -156,6 +168,9 @@ func New(ctx context.Context, loc ufs.Location, opts ufs.Options) (*FS, error) {
 		copyConc:      set.uploadConcurrency,
 		copyThreshold: maxPartSize,
 		copyPartSize:  max(set.partSize, 512<<20),
+		log:           ufs.LoggerFrom(ctx).With("component", "ufs-s3"),
+		staleAfter:    set.staleUploads,
+		stop:          make(chan struct{}),
 	}
 	f.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = set.partSize
@@ -175,9 +190,12 @@ func Register(r *ufs.Registry) {
 	})
 }
 
-// Close releases idle connections. Call it once, when no other call is in
-// flight; the FS must not be used afterwards.
+// Close stops the stale-upload sweeper (waiting for it) and releases idle
+// connections. Call it when no other call is in flight; the FS must not be
+// used afterwards.
 func (f *FS) Close() error {
+	f.closeOnce.Do(func() { close(f.stop) })
+	f.sweepers.Wait()
 	f.transport.CloseIdleConnections()
 	return nil
 }
@@ -472,136 +490,6 @@ func (b *bodyReader) Read(buf []byte) (int, error) {
 
 func (b *bodyReader) Close() error { return b.c.Close() }
 
-// Put stores r at p. Up to s3.part_size bytes go in one PutObject from a
-// buffer the size of the data; larger or longer streams go through the SDK's
-// multipart uploader (parts of s3.part_size, or more when a known size needs
-// it to stay within 10,000 parts; an unknown size is limited to 10,000
-// parts). A reader that fails, a stream shorter or longer than a known size,
-// or a cancelled ctx leave nothing at p: no PutObject is sent, or the
-// multipart upload is aborted. The returned FileInfo comes from a HeadObject
-// after the upload. Put does not look for a directory at p: an object store
-// lets a key sit beside a prefix of the same name. Returns ErrIsDir (the
-// root), ErrPermission,
-// ErrNotFound (missing bucket), ErrUnavailable; a reader's own error is
-// wrapped as is. Safe for concurrent use.
-func (f *FS) Put(ctx context.Context, p string, r io.Reader, size int64) (ufs.FileInfo, error) {
-	if err := f.begin(ctx, "put", p); err != nil {
-		return ufs.FileInfo{}, err
-	}
-	if p == "" {
-		return ufs.FileInfo{}, fmt.Errorf("s3: put %q: %w: the mount root", f.uri(p), ufs.ErrIsDir)
-	}
-	src := &sizedReader{ctx: ctx, r: r, want: size}
-	key := aws.String(f.key(p))
-	var err error
-	if size >= 0 && size > f.partSize {
-		err = f.upload(ctx, key, src, max(f.partSize, (size+maxParts-1)/maxParts))
-	} else {
-		var head []byte
-		var whole bool
-		head, whole, err = readHead(src, size, f.partSize)
-		switch {
-		case err != nil:
-		case whole:
-			_, err = f.client.PutObject(ctx, &awss3.PutObjectInput{
-				Bucket: &f.bucket, Key: key, Body: bytes.NewReader(head), ContentLength: aws.Int64(int64(len(head))),
-			})
-		default:
-			err = f.upload(ctx, key, io.MultiReader(bytes.NewReader(head), src), f.partSize)
-		}
-	}
-	if err != nil {
-		if src.err != nil {
-			return ufs.FileInfo{}, fmt.Errorf("s3: put %q: reading the data: %w", f.uri(p), src.err)
-		}
-		return ufs.FileInfo{}, f.mapErr("put", p, err)
-	}
-	return f.head(ctx, "put", p, "")
-}
-
-func (f *FS) upload(ctx context.Context, key *string, body io.Reader, partSize int64) error {
-	_, err := f.uploader.Upload(ctx, &awss3.PutObjectInput{Bucket: &f.bucket, Key: key, Body: body},
-		func(u *manager.Uploader) { u.PartSize = partSize })
-	var mf manager.MultiUploadFailure
-	if err != nil && ctx.Err() != nil && errors.As(err, &mf) {
-		// The uploader aborts with the caller's context, which is done:
-		// abort again on a fresh one so no parts are left behind.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = f.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{
-			Bucket: &f.bucket, Key: key, UploadId: aws.String(mf.UploadID()),
-		})
-	}
-	return err
-}
-
-// readHead reads a stream of a known size (at most limit) whole, or the
-// first limit+1 bytes of a stream of unknown size; whole reports that the
-// stream ended within limit.
-func readHead(src io.Reader, size, limit int64) (buf []byte, whole bool, err error) {
-	if size >= 0 {
-		buf = make([]byte, size)
-		if _, err := io.ReadFull(src, buf); err != nil {
-			return nil, false, err
-		}
-		var probe [1]byte
-		if _, err := io.ReadFull(src, probe[:]); err != io.EOF {
-			return nil, false, err // the sizedReader reports a longer stream
-		}
-		return buf, true, nil
-	}
-	var b bytes.Buffer
-	n, err := io.CopyN(&b, src, limit+1)
-	if err == io.EOF {
-		return b.Bytes(), true, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return b.Bytes(), n <= limit, nil
-}
-
-// errSize marks a stream that does not have its declared size.
-var errSize = errors.New("the stream does not have the declared size")
-
-// sizedReader enforces the declared size, stops on ctx, and remembers the
-// first error it returned, so Put can tell the source's failure from the
-// store's.
-type sizedReader struct {
-	ctx  context.Context
-	r    io.Reader
-	want int64 // < 0: unknown
-	n    int64
-	mu   sync.Mutex
-	err  error
-}
-
-func (s *sizedReader) fail(err error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err == nil {
-		s.err = err
-	}
-	return err
-}
-
-func (s *sizedReader) Read(p []byte) (int, error) {
-	if err := s.ctx.Err(); err != nil {
-		return 0, s.fail(err)
-	}
-	n, err := s.r.Read(p)
-	s.n += int64(n)
-	switch {
-	case s.want >= 0 && s.n > s.want:
-		return n, s.fail(fmt.Errorf("%w: more than %d bytes", errSize, s.want))
-	case err == io.EOF && s.want >= 0 && s.n < s.want:
-		return n, s.fail(fmt.Errorf("%w: ended after %d of %d bytes: %w", errSize, s.n, s.want, io.ErrUnexpectedEOF))
-	case err != nil && err != io.EOF:
-		return n, s.fail(err)
-	}
-	return n, err
-}
-
 // Delete removes the file p (HeadObject first: a missing key is ErrNotFound),
 // or the directory p when nothing but its marker is under it. Returns
 // ErrNotFound, ErrNotEmpty, ErrNotSupported (the root), ErrPermission,
@@ -750,9 +638,9 @@ func (f *FS) copyParts(ctx context.Context, src, dst string, fi ufs.FileInfo) er
 		return f.mapErr("rename", dst, err)
 	}
 	abort := func(err error) error {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = f.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{Bucket: &f.bucket, Key: dstKey, UploadId: cmu.UploadId})
+		if aerr := f.abort(ctx, aws.ToString(dstKey), aws.ToString(cmu.UploadId)); aerr != nil {
+			return errors.Join(err, aerr)
+		}
 		return err
 	}
 	ps := max(f.copyPartSize, (fi.Size+maxParts-1)/maxParts)

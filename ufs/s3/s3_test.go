@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,9 @@ import (
 var minio *harness.MinIO
 
 func TestMain(m *testing.M) {
+	if os.Getenv(crashChildEnv) != "" {
+		crashChild() // never returns
+	}
 	harness.Main(m, func(t harness.TB) { minio = harness.StartMinIO(t) })
 }
 

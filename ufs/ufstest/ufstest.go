@@ -7,11 +7,14 @@
 //		ufstest.Run(t, func(t *testing.T) ufs.FS { return newFS(t) }, ufstest.Options{})
 //	}
 //
-// The suite checks the contract written on ufs.FS and ufs.Renamer: sentinel
-// errors (tested with errors.Is), directory semantics, ranged reads at the
-// edges, large streamed uploads, listing with pagination, unicode names,
-// atomic puts, change detection with ReadOptions.IfMatch, and concurrent
-// readers. Beyond the interface comments it expects what callers rely on:
+// The suite checks the contract written on ufs.FS, ufs.Renamer,
+// ufs.ConditionalPutter, ufs.AttrStore and ufs.SortedLister (the optional
+// ones when the FS has them): sentinel errors (tested with errors.Is), directory semantics, ranged
+// reads at the edges, large streamed uploads, listing with pagination,
+// unicode names, atomic puts, change detection with ReadOptions.IfMatch,
+// concurrent readers, conditional writes (create-only races, If-Match
+// against a writer that went around it, multipart sizes) and attributes kept
+// with a file. Beyond the interface comments it expects what callers rely on:
 //
 //   - the FileInfo returned by Put, by Stat and by List for one file version
 //     have the same Fingerprint (cached pages are keyed by it);
@@ -108,6 +111,11 @@ func Run(t *testing.T, newFS func(t *testing.T) ufs.FS, opts Options) {
 		{"Rename", testRename},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"CancelledContext", testCancelled},
+		{"ConditionalPut", testConditionalPut},
+		{"ConditionalPutLarge", testConditionalPutLarge},
+		{"ConditionalPutRace", testConditionalPutRace},
+		{"Attrs", testAttrs},
+		{"SortedList", testSortedList},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
