@@ -424,6 +424,9 @@ func (n *node) Create(ctx context.Context, name string, flags, _ uint32, out *go
 	if errno := n.sys.checkWritable(p); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	if errno := n.sys.checkKeyLen(p, false); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	now := time.Now()
 	cn := &node{sys: n.sys}
 	cn.setInfo(namespace.FileInfo{Path: p, ModTime: now})
@@ -448,6 +451,9 @@ func (n *node) Mkdir(ctx context.Context, name string, _ uint32, out *gofuse.Ent
 		return nil, errno
 	}
 	if errno := n.sys.checkWritable(p); errno != 0 {
+		return nil, errno
+	}
+	if errno := n.sys.checkKeyLen(p, true); errno != 0 {
 		return nil, errno
 	}
 	if err := n.sys.c.Mkdir(uninterrupted(ctx), p); err != nil {
@@ -542,6 +548,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		if errno := n.sys.checkWritable(p); errno != 0 {
 			return errno
 		}
+	}
+	if errno := n.sys.checkKeyLen(dst, false); errno != 0 {
+		return errno
 	}
 	sm, _, _ := n.sys.c.Mounts().Resolve(src)
 	dm, _, _ := n.sys.c.Mounts().Resolve(dst)

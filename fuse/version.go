@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stratafs/strata/namespace"
+	"github.com/stratafs/strata/ufs"
 )
 
 // One node per version of a file: a regular file's node shows exactly one
@@ -109,3 +110,38 @@ func checkName(name string) syscall.Errno {
 
 // maxNameLen is NAME_MAX, as statfs reports it.
 const maxNameLen = 255
+
+// maxObjectKeyLen is the longest object key S3, GCS and Azure Blob accept,
+// in bytes.
+const maxObjectKeyLen = 1024
+
+// checkKeyLen refuses, with ENAMETOOLONG before anything is created, a path
+// whose object key (the mount's prefix, the path below the mount, and the
+// "/" of a directory marker when dir) would exceed what an object store
+// accepts: the store itself would refuse it only at the upload.
+func (s *fsys) checkKeyLen(p string, dir bool) syscall.Errno {
+	m, rel, err := s.c.Mounts().Resolve(p)
+	if err != nil {
+		return 0 // checkWritable reports it
+	}
+	loc, err := ufs.ParseURI(m.URI)
+	if err != nil {
+		return 0
+	}
+	switch loc.Scheme {
+	case "s3", "gs", "azblob":
+	default:
+		return 0
+	}
+	n := len(rel)
+	if loc.Prefix != "" {
+		n += len(loc.Prefix) + 1
+	}
+	if dir {
+		n++
+	}
+	if n > maxObjectKeyLen {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}

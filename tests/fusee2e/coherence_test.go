@@ -3,6 +3,7 @@ package fusee2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -176,6 +177,24 @@ func TestNamespaceDetails(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(sub, long)); !errors.Is(err, syscall.ENAMETOOLONG) {
 		t.Errorf("stat of a 256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	// The whole key of an object store is limited too (1,024 bytes in S3):
+	// "sub/" and five 200-byte directories leave 15 bytes for a name.
+	deep := sub
+	for i := range 5 {
+		deep = filepath.Join(deep, fmt.Sprintf("%0200d", i))
+		if err := os.Mkdir(deep, 0o755); err != nil {
+			t.Fatalf("mkdir level %d: %v", i, err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(deep, "directory-name-20b"), 0o755); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("mkdir past the 1,024-byte key limit: %v, want ENAMETOOLONG", err)
+	}
+	if _, err := os.Create(filepath.Join(deep, "file-name-of-20-byte")); !errors.Is(err, syscall.ENAMETOOLONG) {
+		t.Errorf("create past the 1,024-byte key limit: %v, want ENAMETOOLONG", err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "short.txt"), []byte("x"), 0o644); err != nil {
+		t.Errorf("a key of 1,018 bytes: %v", err)
 	}
 	ok := string(bytes.Repeat([]byte("n"), 255))
 	if err := os.WriteFile(filepath.Join(sub, ok), []byte("x"), 0o644); err != nil {
