@@ -7,7 +7,7 @@ PKGS     := ./...
 TEST_TIMEOUT ?= 20m
 export STRATA_TOOLS := $(TOOLS)
 
-.PHONY: all build test unit lint vet fmt tools proto bench microbench fuzz robustness clean
+.PHONY: all build test unit lint vet fmt tools proto bench microbench fuzz robustness chartcheck image clean
 
 all: build
 
@@ -20,6 +20,7 @@ tools: ## install the servers the tests talk to (MinIO, fake-gcs-server, Azurite
 test: tools ## the README's test command: install tools, vet, run every test against real servers
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(MAKE) chartcheck
 	$(MAKE) fuzz FUZZTIME=3s
 
 unit: ## tests that need no external server
@@ -67,6 +68,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s): make fuzz FUZZTIME=1m
 	@$(call fuzz_one,./s3api/,FuzzParseAuthorization)
 	@$(call fuzz_one,./s3api/,FuzzPresignedQuery)
 	@$(call fuzz_one,./s3api/,FuzzChunkedBody)
+	@$(call fuzz_one,./hdfsapi/,FuzzWebHDFSPath)
+	@$(call fuzz_one,./pki/,FuzzVerifyDataToken)
 
 microbench: tools ## go benchmarks of the tier and cluster packages (figures in docs/microbenchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem ./tier/ ./cluster/
@@ -78,6 +81,14 @@ microbench: tools ## go benchmarks of the tier and cluster packages (figures in 
 ROBUSTNESS_DURATION ?= 3m
 robustness: tools ## read-integrity robustness run, ROBUSTNESS_DURATION (default 3m) per configuration
 	STRATA_ROBUSTNESS_DURATION=$(ROBUSTNESS_DURATION) $(GO) test -count=1 -timeout 60m -run . ./tests/robustness/ -v
+
+chartcheck: ## the Helm chart: helm lint --strict, helm template for three profiles, every manifest decoded into k8s.io/api types (own module)
+	bash scripts/install-tools.sh helm
+	cd deploy/helm/chartcheck && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+image: ## container image strata:dev (needs docker), stamped with version, commit and date
+	docker build -f deploy/Dockerfile --build-arg VERSION=$$(git describe --tags --always --dirty) \
+		--build-arg COMMIT=$$(git rev-parse HEAD) --build-arg DATE=$$(date -u +%FT%TZ) -t strata:dev .
 
 clean:
 	rm -rf bin

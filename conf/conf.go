@@ -34,6 +34,7 @@ type Config struct {
 	S3          S3API       `yaml:"s3"`
 	FUSE        FUSE        `yaml:"fuse"`
 	TLS         TLS         `yaml:"tls"`
+	HDFS        HDFS        `yaml:"hdfs"`
 }
 
 // Log configures log/slog output.
@@ -159,6 +160,7 @@ func Default() Config {
 		S3:   DefaultS3API(),
 		FUSE: DefaultFUSE(),
 		TLS:  DefaultTLS(),
+		HDFS: DefaultHDFS(),
 	}
 }
 
@@ -236,6 +238,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.S3.validate()...)
 	errs = append(errs, c.FUSE.validate()...)
 	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.HDFS.validate()...)
 	if c.Client.RequestTimeout <= 0 {
 		bad("client.request_timeout", "must be positive")
 	}

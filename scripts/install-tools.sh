@@ -11,6 +11,10 @@
 # benchmark suite compares Strata with (make bench):
 #   rclone          (go install, ~8 min on 2 cores the first time)
 #   s3fs            (Debian)
+#
+# With the argument "helm" it installs only helm, which the Helm chart's
+# checks use (deploy/helm/chartcheck runs `helm lint --strict` with it):
+#   helm            (go install, a few minutes on 2 cores the first time)
 set -euo pipefail
 
 BENCH=0
@@ -24,6 +28,7 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.35.0
 RCLONE_VERSION=v1.75.1
+HELM_VERSION=v4.3.2
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -36,6 +41,12 @@ go_tool() { # name module version
 	(cd / && GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$mod@$ver")
 	echo "$ver" >"$stamp"
 }
+
+if [[ ${1:-} == helm ]]; then
+	go_tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
+	log "helm ready in $BIN"
+	exit 0
+fi
 
 go_tool minio github.com/minio/minio "$MINIO_VERSION" &
 minio_pid=$!

@@ -29,7 +29,7 @@ type frontEnd interface {
 func startFrontEnds(ctx context.Context, cfg conf.Config, opts localOptions, c *client.Client, log *slog.Logger, out io.Writer) ([]frontEnd, error) {
 	var started []frontEnd
 	for _, start := range []func(context.Context, conf.Config, localOptions, *client.Client, *slog.Logger, io.Writer) (frontEnd, error){
-		startS3FrontEnd, startFUSEFrontEnd,
+		startS3FrontEnd, startHDFSFrontEnd, startFUSEFrontEnd,
 	} {
 		fe, err := start(ctx, cfg, opts, c, log, out)
 		if err != nil {

@@ -88,8 +88,8 @@ func newLogger(cfg conf.Log) *slog.Logger {
 }
 
 // newRegistry knows every under-storage scheme this binary supports.
-func newRegistry() *ufs.Registry {
-	r := &ufs.Registry{}
+func newRegistry(log *slog.Logger) *ufs.Registry {
+	r := &ufs.Registry{Logger: log}
 	local.Register(r)
 	ufss3.Register(r)
 	registerMore(r)
@@ -169,7 +169,7 @@ func openClient(ctx context.Context, cfg conf.Config, log *slog.Logger) (c *clie
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err = client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(), Logger: log, TLS: sec.bundle, Secrets: sec.box})
+	c, err = client.New(ctx, client.Options{Etcd: etcd, Config: cfg, Registry: newRegistry(log), Logger: log, TLS: sec.bundle, Secrets: sec.box})
 	if err != nil {
 		etcd.Close()
 		return nil, nil, err

@@ -56,12 +56,17 @@ Then, in another terminal:
 		SilenceErrors: true,
 	}
 	g.register(root)
-	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newLoadCmd(g), newFreeCmd(g), newReportCmd(g), newFUSECmd(g), newS3Cmd(g), newCertCmd(g), newVersionCmd())
+	root.AddCommand(newLocalCmd(g), newCoordinatorCmd(g), newWorkerCmd(g), newFSCmd(g), newLoadCmd(g), newFreeCmd(g), newReportCmd(g), newFUSECmd(g), newS3Cmd(g), newHDFSCmd(g), newCertCmd(g), newCSICmd(g), newVersionCmd())
 	return root
 }
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, commit and date are set at build time with -ldflags
+// "-X main.version=... -X main.commit=... -X main.date=..." (deploy/Dockerfile).
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
@@ -69,7 +74,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "strata", version)
+			fmt.Fprintf(cmd.OutOrStdout(), "strata %s (commit %s, built %s)\n", version, commit, date)
 		},
 	}
 }

@@ -195,7 +195,7 @@ func localHosts(cfg conf.Config) []string {
 	if cfg.Worker.AdvertiseHost != "" {
 		hosts = append(hosts, cfg.Worker.AdvertiseHost)
 	}
-	for _, a := range []string{cfg.Coordinator.Listen, cfg.Worker.Listen, cfg.Worker.DataListen, cfg.S3.Listen} {
+	for _, a := range []string{cfg.Coordinator.Listen, cfg.Worker.Listen, cfg.Worker.DataListen, cfg.S3.Listen, cfg.HDFS.Listen} {
 		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && !net.ParseIP(h).IsUnspecified() {
 			hosts = append(hosts, h)
 		}

@@ -150,7 +150,7 @@ func runLocal(ctx context.Context, cfg conf.Config, lo localOptions, out io.Writ
 	if err != nil {
 		return err
 	}
-	c, err := client.New(ctx, client.Options{Etcd: cli, Config: cfg, Registry: newRegistry(), Logger: log, Local: wrk, TLS: sec.bundle, Secrets: sec.box})
+	c, err := client.New(ctx, client.Options{Etcd: cli, Config: cfg, Registry: newRegistry(log), Logger: log, Local: wrk, TLS: sec.bundle, Secrets: sec.box})
 	if err != nil {
 		_ = stopServers(log, coord, wrk)
 		return err
@@ -190,7 +190,7 @@ func startServers(ctx context.Context, cfg conf.Config, cli *clientv3.Client, se
 	var wrk *worker.Server
 	var err error
 	if withCoord {
-		coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
+		coord, err = coordinator.New(ctx, cfg, coordinator.Deps{Etcd: cli, Registry: newRegistry(log), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -200,7 +200,7 @@ func startServers(ctx context.Context, cfg conf.Config, cli *clientv3.Client, se
 		}
 	}
 	if withWorker {
-		wrk, err = worker.New(ctx, cfg, worker.Deps{Etcd: cli, Registry: newRegistry(), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
+		wrk, err = worker.New(ctx, cfg, worker.Deps{Etcd: cli, Registry: newRegistry(log), Logger: log, Metrics: reg, Gatherer: reg, TLS: sec.bundle, Secrets: sec.box})
 		if err == nil {
 			err = wrk.Start(ctx)
 			if err != nil {

@@ -336,6 +336,7 @@ s3:
   enabled: %[9]t
   listen: %[10]s
   access_keys: ["%[11]s:%[12]s"]
+hdfs: {enabled: false}
 `, dir, s.etcd, harness.Addr(ports[1]), harness.Addr(ports[2]), harness.Addr(ports[3]), harness.Addr(ports[4]),
 		tiers, s.mode == strataPassthrough, s.mode == strataS3, s.s3Addr, strataS3Key, strataS3Secret)
 }

@@ -50,7 +50,7 @@ func startLocal(t *testing.T) *local {
 		"--embed-client-url", etcd, "--embed-peer-url", etcdPeer,
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--worker-listen", "127.0.0.1:0", "--worker-data-listen", "127.0.0.1:0", "--worker-memory", "128MiB"}
-	p := harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0"}, binary, args...)
+	p := harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0", "STRATA_HDFS_LISTEN=127.0.0.1:0"}, binary, args...)
 	p.WaitReady(t, 60*time.Second, func(ctx context.Context) error {
 		b, _ := os.ReadFile(p.Log)
 		if !bytes.Contains(b, []byte("Strata is running")) {

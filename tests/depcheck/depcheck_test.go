@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"fuse":          {"conf", "ufs", "namespace", "cluster", "rpcpb", "client", "pki"},
 	"s3api":         {"conf", "ufs", "namespace", "cluster", "rpcpb", "client", "pki"},
 	"hdfsapi":       {"conf", "ufs", "namespace", "cluster", "rpcpb", "client", "pki"},
+	"csi":           {"conf", "ufs", "namespace", "cluster", "rpcpb", "client", "fuse", "pki"},
 	"cmd/...":       {"*"},
 	"tests/...":     {"*"},
 	"deploy/...":    {},
@@ -103,7 +104,7 @@ func TestImportRules(t *testing.T) {
 			if !permitted(dep, allow) {
 				t.Errorf("%s imports %s, which the layout forbids (allowed: %v)", rel, dep, allow)
 			}
-			if rel == "fuse" || strings.HasPrefix(rel, "fuse/") || rel == "s3api" || rel == "hdfsapi" {
+			if rel == "fuse" || strings.HasPrefix(rel, "fuse/") || rel == "s3api" || rel == "hdfsapi" || rel == "csi" {
 				for _, f := range frontEndForbidden {
 					if dep == f || strings.HasPrefix(dep, f+"/") {
 						t.Errorf("front-end %s reaches %s", rel, dep)

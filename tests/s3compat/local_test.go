@@ -36,7 +36,7 @@ func TestStrataLocal(t *testing.T) {
 			"--embed-client-url", etcd, "--embed-peer-url", etcdPeer,
 			"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 			"--worker-listen", "127.0.0.1:0", "--worker-data-listen", "127.0.0.1:0", "--worker-memory", "128MiB"}
-		p = harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0"}, bin, args...)
+		p = harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0", "STRATA_HDFS_LISTEN=127.0.0.1:0"}, bin, args...)
 		var log []byte
 		p.WaitReady(t, 90*time.Second, func(context.Context) error {
 			log, _ = os.ReadFile(p.Log)
