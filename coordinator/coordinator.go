@@ -123,6 +123,8 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", serveHealthz)
+		mux.HandleFunc("/readyz", s.serveReadyz)
 		s.mhttp = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.grpc = grpc.NewServer(rpcpb.ServerOptions(deps.TLS, policy())...)

@@ -98,6 +98,8 @@ type Server struct {
 	stopped bool
 	// tokens checks the data tokens of the data port (nil without TLS).
 	tokens *pki.TokenVerifier
+	// registered is set once the worker is in the membership (readiness).
+	registered atomic.Bool
 }
 
 // New builds a worker from cfg, opens (and recovers) its cache and binds its
@@ -189,7 +191,8 @@ func New(ctx context.Context, cfg conf.Config, deps Deps) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle(rpcpb.DataPath, s.requireToken(http.HandlerFunc(s.serveData)))
 	mux.Handle("/metrics", promhttp.HandlerFor(gath, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/healthz", serveHealthz)
+	mux.HandleFunc("/readyz", s.serveReadyz)
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	host, _ := os.Hostname()
@@ -225,6 +228,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("worker: register in etcd: %w", err)
 	}
 	s.reg = reg
+	s.registered.Store(true)
 	s.spawn(s.watchDrain)
 	s.spawn(s.watchPins)
 	s.spawn(s.watchHealth)

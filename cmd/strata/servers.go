@@ -293,7 +293,7 @@ func runDaemon(cmd *cobra.Command, g *globals, sf *serverFlags, prefix string, w
 	if err := checkBinds(sec, cfg, log, binds...); err != nil {
 		return err
 	}
-	cli, err := dialEtcd(ctx, cfg, sec)
+	cli, err := dialEtcdRetrying(ctx, cfg, sec, log)
 	if err != nil {
 		return err
 	}
@@ -304,4 +304,25 @@ func runDaemon(cmd *cobra.Command, g *globals, sf *serverFlags, prefix string, w
 	}
 	<-ctx.Done()
 	return stopServers(log, coord, wrk)
+}
+
+// dialEtcdRetrying dials etcd until it answers or ctx ends, waiting 1 s,
+// then twice as long after each failure up to 30 s: a daemon started before
+// its etcd (a pod beside a StatefulSet, a host booting) waits for it instead
+// of exiting. Each failure is logged with what to check.
+func dialEtcdRetrying(ctx context.Context, cfg conf.Config, sec security, log *slog.Logger) (*clientv3.Client, error) {
+	wait := time.Second
+	for {
+		cli, err := dialEtcd(ctx, cfg, sec)
+		if err == nil {
+			return cli, nil
+		}
+		log.Warn("etcd is not reachable yet; retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }

@@ -72,3 +72,23 @@ func logSays(p *harness.Process, what string) func(context.Context) error {
 		return nil
 	}
 }
+
+// TestDaemonWaitsForEtcd: a worker started before its etcd retries with
+// backoff instead of exiting, and serves once etcd is up.
+func TestDaemonWaitsForEtcd(t *testing.T) {
+	ports := harness.FreePorts(t, 2)
+	etcd := "http://" + harness.Addr(ports[0])
+	w := harness.Start(t, "worker", nil, binary, "worker", "--etcd-endpoints", etcd,
+		"--listen", "127.0.0.1:0", "--data-listen", "127.0.0.1:0", "--memory", "64MiB", "--data-dir", t.TempDir())
+	w.WaitReady(t, 30*time.Second, logSays(w, "etcd is not reachable yet; retrying"))
+	if w.Exited() {
+		t.Fatalf("the worker exited instead of waiting for etcd:\n%s", w.Tail(2000))
+	}
+	// Now etcd comes up (plaintext, as the worker has no certificates).
+	l := harness.Start(t, "strata-local", []string{"STRATA_S3_LISTEN=127.0.0.1:0", "STRATA_HDFS_LISTEN=127.0.0.1:0"}, binary,
+		"local", "--insecure", "--data-dir", t.TempDir(), "--embed-client-url", etcd, "--embed-peer-url", "http://"+harness.Addr(ports[1]),
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0",
+		"--worker-data-listen", "127.0.0.1:0", "--worker-memory", "64MiB")
+	l.WaitReady(t, 60*time.Second, logSays(l, "Strata is running"))
+	w.WaitReady(t, 60*time.Second, logSays(w, "worker serving"))
+}
