@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,10 +16,6 @@ import (
 
 // maxPutAttempts bounds the evict-and-retry rounds of one Put into one store.
 const maxPutAttempts = 16
-
-// promoteQueue is how many promotions may wait; more hits are not promoted
-// (counted as dropped) until the queue drains.
-const promoteQueue = 1024
 
 // Cache is the worker's tiered page store. It is safe for concurrent use. A hit
 // takes no global lock: the stores' indexes and the file table are sharded by
@@ -86,28 +81,6 @@ type fileState struct {
 
 	mu   sync.Mutex
 	hits map[int64]uint32 // hits of pages in lower tiers, for promote: hits
-}
-
-type promoReq struct {
-	key  PageKey
-	from *space
-	done chan struct{} // a marker: closed when reached (flushPromotions)
-}
-
-// FreeResult says what FreePath or Sweep dropped.
-type FreeResult struct {
-	// Files and Pages dropped; Bytes is the sum of their page lengths.
-	Files, Pages, Bytes int64
-	// Pinned counts files under the prefix that were left alone because they
-	// are pinned (FreePath only; Unpin first to free them).
-	Pinned int64
-}
-
-func (r *FreeResult) add(o FreeResult) {
-	r.Files += o.Files
-	r.Pages += o.Pages
-	r.Bytes += o.Bytes
-	r.Pinned += o.Pinned
 }
 
 // New builds the cache from its configuration: memory tiers start empty, disk
@@ -309,12 +282,6 @@ func (c *Cache) changed(fs *fileState, gen uint64) bool {
 	return c.lookup(fs.id) != fs || fs.gen.Load() != gen
 }
 
-// pinnedFile reports whether the file's path is pinned now.
-func (c *Cache) pinnedFile(file string) bool {
-	fs := c.lookup(file)
-	return fs != nil && c.pins.pinned(fs.meta.Path, c.now())
-}
-
 // Get returns the page, from the fastest tier holding it. The Handle pins the
 // page until Close (a concurrent eviction or Delete frees it only then). A hit in
 // a lower tier may schedule a promotion. Safe for concurrent use.
@@ -377,40 +344,6 @@ func (c *Cache) Get(ctx context.Context, key PageKey) (Handle, error) {
 		return nil, bad
 	}
 	return nil, ErrNotCached
-}
-
-func (c *Cache) maybePromote(fs *fileState, t *tierState, s *space, key PageKey) {
-	switch {
-	case t.promoteHits < 0:
-		return
-	case t.promoteHits > 1:
-		fs.mu.Lock()
-		if fs.hits == nil {
-			fs.hits = map[int64]uint32{}
-		}
-		fs.hits[key.Index]++
-		n := fs.hits[key.Index]
-		fs.mu.Unlock()
-		if n < uint32(t.promoteHits) {
-			return
-		}
-	}
-	if c.closed.Load() || c.spilling.Load() {
-		return
-	}
-	select {
-	case c.promoQ <- promoReq{key: key, from: s}:
-	default:
-		t.promoteDropped.Add(1)
-	}
-}
-
-func (c *Cache) clearHits(key PageKey) {
-	if fs := c.lookup(key.File); fs != nil {
-		fs.mu.Lock()
-		delete(fs.hits, key.Index)
-		fs.mu.Unlock()
-	}
 }
 
 // Put stores a page of a file into the top tier, evicting (and demoting) as
@@ -703,98 +636,6 @@ func (c *Cache) Delete(key PageKey) error {
 	return nil
 }
 
-// freeFile drops every page of a file from every tier.
-func (c *Cache) freeFile(fs *fileState) FreeResult {
-	fs.gen.Store(c.gen.Add(1))
-	var r FreeResult
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			idx := s.store.removeFile(fs.id)
-			if len(idx) == 0 {
-				continue
-			}
-			s.forget(fs.id, idx...)
-			r.Pages += int64(len(idx))
-			for _, i := range idx {
-				r.Bytes += max(0, pageLen(fs.meta.Size, c.opts.PageSize, i))
-			}
-		}
-	}
-	sh := &c.files[shardOf(fs.id)]
-	sh.mu.Lock()
-	if sh.m[fs.id] == fs && !c.anyHasFile(fs.id) {
-		delete(sh.m, fs.id)
-	}
-	sh.mu.Unlock()
-	if r.Pages > 0 {
-		r.Files = 1
-	}
-	return r
-}
-
-// filesWhere returns the files whose state matches.
-func (c *Cache) filesWhere(match func(*fileState) bool) []*fileState {
-	var out []*fileState
-	for i := range c.files {
-		sh := &c.files[i]
-		sh.mu.RLock()
-		for _, fs := range sh.m {
-			if match(fs) {
-				out = append(out, fs)
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	return out
-}
-
-// FreePath drops every page of the files whose namespace path equals prefix or
-// lies below it, from all tiers. Pinned files are left alone and counted in
-// FreeResult.Pinned. Pages held by readers are freed when their Handles close.
-// Safe for concurrent use. Errors: ErrInvalid (prefix not absolute), ErrClosed.
-func (c *Cache) FreePath(prefix string) (FreeResult, error) {
-	if c.closed.Load() {
-		return FreeResult{}, ErrClosed
-	}
-	prefix = normPrefix(prefix)
-	if err := checkPath(prefix); err != nil {
-		return FreeResult{}, err
-	}
-	now := c.now()
-	var r FreeResult
-	for _, fs := range c.filesWhere(func(fs *fileState) bool { return under(fs.meta.Path, prefix) }) {
-		if c.pins.pinned(fs.meta.Path, now) {
-			r.Pinned++
-			continue
-		}
-		r.add(c.freeFile(fs))
-	}
-	return r, nil
-}
-
-// Pin keeps the pages of files whose namespace path equals prefix or lies below
-// it from being evicted, until until (zero: until Unpin). When a tier is full of
-// pinned pages, Puts of other data into it fail over to lower tiers and finally
-// with ErrNoSpace rather than evicting pinned pages. TTL expiry still frees pinned
-// files. Pins are not persisted. Pinning an empty or relative prefix does
-// nothing (it is logged). Safe for concurrent use.
-func (c *Cache) Pin(prefix string, until time.Time) {
-	prefix = normPrefix(prefix)
-	if err := checkPath(prefix); err != nil {
-		c.log.Warn("pin ignored", "err", err)
-		return
-	}
-	c.pins.set(prefix, until)
-}
-
-// Unpin removes the pin of exactly prefix (pins of other prefixes stay); its
-// pages become evictable again. Safe for concurrent use.
-func (c *Cache) Unpin(prefix string) {
-	if c.pins.remove(normPrefix(prefix)) {
-		c.unparkAll()
-	}
-}
-
 // Contains reports whether some tier holds the page, without reading it and
 // without counting a hit or a miss (for `strata load --verify` and the load
 // path's "already cached" check). A page the file's TTL expired counts as
@@ -815,232 +656,6 @@ func (c *Cache) Contains(key PageKey) bool {
 		}
 	}
 	return false
-}
-
-// Pins returns the current pins and their expiry (zero: none). Safe for
-// concurrent use.
-func (c *Cache) Pins() map[string]time.Time { return c.pins.list() }
-
-func (c *Cache) unparkAll() {
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			s.unpark(c.pinnedFile)
-		}
-	}
-}
-
-// Sweep frees the files whose TTL expired and releases the pages of lapsed
-// pins. It runs every conf.Cache.SweepInterval in the background; calling it
-// directly is safe for concurrent use.
-func (c *Cache) Sweep(ctx context.Context) FreeResult {
-	var r FreeResult
-	now := c.now()
-	for _, fs := range c.filesWhere(func(fs *fileState) bool { return fs.expired(now) }) {
-		if ctx.Err() != nil {
-			break
-		}
-		r.add(c.freeFile(fs))
-	}
-	if c.pins.expire(now) > 0 {
-		c.unparkAll()
-	}
-	return r
-}
-
-func (c *Cache) sweepLoop() {
-	defer c.wg.Done()
-	tick := time.NewTicker(c.cfg.SweepInterval.D())
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-tick.C:
-			if r := c.Sweep(context.Background()); r.Files > 0 {
-				c.log.Info("expired files freed", "files", r.Files, "pages", r.Pages, "bytes", r.Bytes)
-			}
-			c.checkpoint()
-		}
-	}
-}
-
-// checkpoint lets every disk store sync and mark clean its idle files.
-func (c *Cache) checkpoint() {
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			if s.disk != nil {
-				s.disk.Checkpoint()
-			}
-		}
-	}
-}
-
-func (c *Cache) promoteLoop() {
-	defer c.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-c.stop
-		cancel()
-	}()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case r := <-c.promoQ:
-			if r.done != nil {
-				close(r.done)
-				continue
-			}
-			c.promote(ctx, r)
-		}
-	}
-}
-
-// promote moves a page from a lower tier to the top tier (skipped when the key
-// is being stored or moved already).
-func (c *Cache) promote(ctx context.Context, r promoReq) {
-	if c.spilling.Load() {
-		return
-	}
-	unlock, _ := c.tryLockKey(r.key)
-	if unlock == nil {
-		return
-	}
-	defer unlock()
-	fs := c.lookup(r.key.File)
-	if fs == nil || !r.from.store.has(r.key) {
-		return
-	}
-	gen := fs.gen.Load()
-	h, err := r.from.store.Get(ctx, r.key)
-	if err != nil {
-		if errors.Is(err, ErrChecksum) {
-			r.from.checksumFailed()
-			c.removeFrom(r.from, r.key)
-		}
-		return
-	}
-	dst, err := c.putTier(ctx, 0, r.key, fs.meta, h.Bytes())
-	_ = h.Close()
-	if err != nil {
-		return
-	}
-	if c.changed(fs, gen) {
-		c.removeFrom(dst, r.key)
-		return
-	}
-	r.from.t.promotions.Add(1)
-	c.removeFrom(r.from, r.key)
-}
-
-// flushPromotions waits until every promotion queued before the call is done.
-func (c *Cache) flushPromotions() {
-	done := make(chan struct{})
-	select {
-	case c.promoQ <- promoReq{done: done}:
-	case <-c.stop:
-		return
-	}
-	select {
-	case <-done:
-	case <-c.stop:
-	}
-}
-
-// FullFile returns the disk file that holds every page of the file, for FUSE
-// passthrough; ok is false when no single disk file does. The file may lose pages
-// to eviction after the call: use OpenFull to keep them. Safe for concurrent
-// use.
-func (c *Cache) FullFile(file string) (path string, ok bool) {
-	if c.closed.Load() || !validFileID(file) {
-		return "", false
-	}
-	fs := c.lookup(file)
-	if fs == nil {
-		return "", false
-	}
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			if s.disk != nil {
-				if p, ok := s.disk.fullRange(file, 0, -1); ok {
-					return p, true
-				}
-			}
-		}
-	}
-	return "", false
-}
-
-// FullBlock is FullFile for one block (BlockSize bytes at block·BlockSize): the
-// disk file returned holds every page of that block, at its own offset.
-func (c *Cache) FullBlock(file string, block int64) (path string, ok bool) {
-	if c.closed.Load() || !validFileID(file) || block < 0 {
-		return "", false
-	}
-	fs := c.lookup(file)
-	if fs == nil {
-		return "", false
-	}
-	per := c.opts.BlockSize / c.opts.PageSize
-	first := block * per
-	if pageLen(fs.meta.Size, c.opts.PageSize, first) < 0 {
-		return "", false
-	}
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			if s.disk != nil {
-				if p, ok := s.disk.fullRange(file, first, first+per); ok {
-					return p, true
-				}
-			}
-		}
-	}
-	return "", false
-}
-
-// OpenFull opens the disk file holding every page of the file (as FullFile) and
-// keeps all its pages on disk until the FullHandle is closed: evicting or
-// deleting them meanwhile removes them from the index but punches their holes
-// only after Close, so the kernel never reads a hole through passthrough.
-// Errors: ErrNotCached (no single disk file holds the whole file), ErrClosed.
-func (c *Cache) OpenFull(file string) (*FullHandle, error) {
-	if c.closed.Load() {
-		return nil, ErrClosed
-	}
-	if !validFileID(file) {
-		return nil, fmt.Errorf("%w: file id %q", ErrInvalid, file)
-	}
-	for _, t := range c.tiers {
-		for _, s := range t.spaces {
-			if s.disk != nil {
-				if h, err := s.disk.openFull(file); err == nil {
-					return h, nil
-				}
-			}
-		}
-	}
-	return nil, fmt.Errorf("%w: %s: not fully cached in one disk file", ErrNotCached, file)
-}
-
-// FullHandle is an open cached file whose pages stay on disk until Close.
-type FullHandle struct {
-	f       *os.File
-	release func()
-	once    sync.Once
-}
-
-// File returns the open file (read-only); valid until Close.
-func (h *FullHandle) File() *os.File { return h.f }
-
-// Close closes the file and lets deferred hole punches proceed. Idempotent.
-func (h *FullHandle) Close() error {
-	var err error
-	h.once.Do(func() {
-		err = h.f.Close()
-		h.release()
-	})
-	return err
 }
 
 // Close stops the background work, waits for it, and closes every store (disk

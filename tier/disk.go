@@ -2,26 +2,19 @@ package tier
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
 // layoutDir is the directory a DiskStore owns inside its configured directory.
 const layoutDir = "strata-pages-v1"
-
-// crcChunk is how many per-page CRCs are allocated together in memory, so a huge
-// file with few cached pages does not cost 4 bytes per page of the whole file.
-const crcChunk = 1024
 
 // DiskOptions configure one directory of a disk tier.
 type DiskOptions struct {
@@ -130,52 +123,6 @@ type diskFile struct {
 	inRing    bool        // guarded by DiskStore.fdMu
 }
 
-func (f *diskFile) isSet(i int64) bool {
-	return i >= 0 && i < f.npages && f.bits[i>>6]&(1<<(uint(i)&63)) != 0
-}
-
-func (f *diskFile) setBit(i int64, on bool) {
-	if on {
-		f.bits[i>>6] |= 1 << (uint(i) & 63)
-	} else {
-		f.bits[i>>6] &^= 1 << (uint(i) & 63)
-	}
-}
-
-// bitmapByte is byte i/8 of the on-disk bitmap.
-func (f *diskFile) bitmapByte(i int64) byte {
-	return byte(f.bits[i>>6] >> (uint(i) & 56))
-}
-
-func (f *diskFile) crc(i int64) uint32 {
-	c := f.crcs[i/crcChunk]
-	if c == nil {
-		return 0
-	}
-	return c[i%crcChunk]
-}
-
-func (f *diskFile) setCRC(i int64, v uint32) {
-	ci := i / crcChunk
-	if f.crcs[ci] == nil {
-		n := min(crcChunk, f.npages-ci*crcChunk)
-		f.crcs[ci] = make([]uint32, n)
-	}
-	f.crcs[ci][i%crcChunk] = v
-}
-
-func (f *diskFile) presentPages() []int64 {
-	out := make([]int64, 0, f.count)
-	for w, word := range f.bits {
-		for word != 0 {
-			b := int64(bits.TrailingZeros64(word))
-			out = append(out, int64(w)*64+b)
-			word &= word - 1
-		}
-	}
-	return out
-}
-
 func newDiskFile(id string, meta FileMeta, pageSize int64) *diskFile {
 	n := npagesOf(meta.Size, pageSize)
 	_, crcOff, bmOff, total := sidecarLayout(meta.Path, n)
@@ -253,23 +200,6 @@ func OpenDiskStore(o DiskOptions) (*DiskStore, []RecoveredFile, error) {
 	return d, rec, nil
 }
 
-// saveCounters persists the integrity counters (logged on failure: they are
-// figures, not data).
-func (d *DiskStore) saveCounters() {
-	if err := d.counters.save(d.root); err != nil && !d.counterWarned.Swap(true) {
-		d.log.Warn("cannot save the integrity counters", "err", err)
-	}
-}
-
-// ChecksumFailures is how many pages of the directory failed their CRC32C
-// over its life (reads, the startup scrub, crash recovery); TruncatedFiles
-// how many data files were found shorter than their sidecar says. Both
-// survive restarts. Safe for concurrent use.
-func (d *DiskStore) ChecksumFailures() uint64 { return d.counters.checksum.Load() }
-
-// TruncatedFiles: see ChecksumFailures.
-func (d *DiskStore) TruncatedFiles() uint64 { return d.counters.truncated.Load() }
-
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
 
 // pageCharge is what a page of n bytes costs: whole file-system blocks.
@@ -326,57 +256,6 @@ func (d *DiskStore) fileFor(id string, meta FileMeta) (*diskFile, error) {
 	return f, nil
 }
 
-// Healthy reports whether the directory takes writes now (false for a while
-// after a write error). Safe for concurrent use.
-func (d *DiskStore) Healthy() bool {
-	until := d.badUntil.Load()
-	if until == 0 {
-		return true
-	}
-	if d.now().UnixNano() < until {
-		return false
-	}
-	if d.reported.CompareAndSwap(true, false) {
-		d.log.Info("disk tier directory back in use after its pause")
-	}
-	return true
-}
-
-func (d *DiskStore) unhealthyUntil() time.Time {
-	if d.Healthy() {
-		return time.Time{}
-	}
-	return time.Unix(0, d.badUntil.Load())
-}
-
-// writeError is a failed write of a directory, as Stats reports it.
-type writeError struct {
-	err     error
-	at      time.Time
-	noSpace bool
-}
-
-// isNoSpace reports whether err says the file system is full (or the
-// user's disk quota is exhausted).
-func isNoSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
-// writeFailed marks the directory unhealthy and returns the error to report.
-func (d *DiskStore) writeFailed(err error) error {
-	d.writeErrors.Add(1)
-	we := &writeError{err: err, at: d.now(), noSpace: isNoSpace(err)}
-	if we.noSpace {
-		d.noSpaceErrors.Add(1)
-	}
-	d.lastErr.Store(we)
-	d.badUntil.Store(d.now().Add(d.unhealthyFor).UnixNano())
-	if !d.reported.Swap(true) {
-		d.log.Warn("disk tier directory failed a write; skipped for a while", "for", d.unhealthyFor, "err", err)
-	}
-	return fmt.Errorf("%w: %w: %s: %w", ErrNoSpace, ErrUnhealthy, d.dir, err)
-}
-
 func (d *DiskStore) has(key PageKey) bool {
 	f := d.lookup(key.File)
 	if f == nil {
@@ -415,148 +294,6 @@ func (d *DiskStore) Usage() Usage {
 
 // Dir returns the configured directory.
 func (d *DiskStore) Dir() string { return d.dir }
-
-// create writes a new file's sidecar (through a temporary file and a rename) and
-// its sparse data file of the file's size. f.mu is held.
-func (d *DiskStore) create(f *diskFile) error {
-	sub := filepath.Join(d.root, f.id[:2])
-	if ix := hexByte(f.id); !d.madeDirs[ix].Load() {
-		if err := os.MkdirAll(sub, 0o755); err != nil {
-			return err
-		}
-		d.madeDirs[ix].Store(true)
-	}
-	dataPath, sidePath := d.paths(f.id)
-	hdr := encodeSidecarHeader(sidecarHeader{pageSize: d.pageSize, fileSize: f.meta.Size, expires: f.meta.Expires, path: f.meta.Path})
-	tmp := sidePath + ".tmp"
-	err := os.WriteFile(tmp, hdr, 0o644)
-	if err == nil {
-		// The CRC array and bitmap start as zeros: a sparse tail.
-		err = os.Truncate(tmp, f.sideN)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, sidePath); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	data, err := os.OpenFile(dataPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err == nil {
-		err = data.Truncate(f.meta.Size)
-		if cerr := data.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		_ = os.Remove(sidePath)
-		_ = os.Remove(dataPath)
-		return err
-	}
-	f.onDisk, f.dirty, f.fresh = true, true, true
-	f.modTime = d.now()
-	return nil
-}
-
-func hexByte(id string) int {
-	v := func(c byte) int {
-		if c <= '9' {
-			return int(c - '0')
-		}
-		return int(c-'a') + 10
-	}
-	return v(id[0])<<4 | v(id[1])
-}
-
-// openLocked opens the file's descriptors. f.mu is held (write).
-func (d *DiskStore) openLocked(f *diskFile) error {
-	if f.data != nil {
-		return nil
-	}
-	dataPath, sidePath := d.paths(f.id)
-	data, err := os.OpenFile(dataPath, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	side, err := os.OpenFile(sidePath, os.O_RDWR, 0)
-	if err != nil {
-		_ = data.Close()
-		return err
-	}
-	f.data, f.side = data, side
-	f.recent.Store(true)
-	d.fdMu.Lock()
-	if len(d.ring) >= d.maxOpen {
-		d.shedLocked(f)
-	}
-	if !f.inRing {
-		f.inRing = true
-		d.ring = append(d.ring, f)
-	}
-	d.fdMu.Unlock()
-	return nil
-}
-
-// shedLocked closes descriptors of idle files (clock algorithm) until the ring
-// is below its bound or nothing more can be closed. d.fdMu is held; self is the
-// file being opened (its lock is held by the caller).
-func (d *DiskStore) shedLocked(self *diskFile) {
-	for steps := 2 * len(d.ring); steps > 0 && len(d.ring) >= d.maxOpen; steps-- {
-		if d.hand >= len(d.ring) {
-			d.hand = 0
-		}
-		g := d.ring[d.hand]
-		if g == self || g.recent.Swap(false) || !g.mu.TryLock() {
-			d.hand++
-			continue
-		}
-		if g.fdRefs == 0 {
-			closeFDs(g)
-		}
-		if g.data == nil {
-			g.inRing = false
-			last := len(d.ring) - 1
-			d.ring[d.hand] = d.ring[last]
-			d.ring[last] = nil
-			d.ring = d.ring[:last]
-		} else {
-			d.hand++
-		}
-		g.mu.Unlock()
-	}
-}
-
-func closeFDs(f *diskFile) {
-	if f.data != nil {
-		_ = f.data.Close()
-		f.data = nil
-	}
-	if f.side != nil {
-		_ = f.side.Close()
-		f.side = nil
-	}
-}
-
-// markDirtyLocked sets the sidecar's dirty flag before the first change of the
-// file in this session; for a file recovered clean it is synced, so that a
-// later crash cannot leave changed pages behind a clean flag. f.mu is held.
-func (d *DiskStore) markDirtyLocked(f *diskFile) error {
-	f.muts++
-	if f.dirty {
-		return nil
-	}
-	if _, err := f.side.WriteAt([]byte{1}, dirtyOff); err != nil {
-		return err
-	}
-	if !f.fresh {
-		if err := fdatasync(f.side); err != nil {
-			return err
-		}
-	}
-	f.dirty = true
-	return nil
-}
 
 // Put implements Store.
 func (d *DiskStore) Put(ctx context.Context, key PageKey, meta FileMeta, data []byte) error {
@@ -655,23 +392,6 @@ func (d *DiskStore) Put(ctx context.Context, key PageKey, meta FileMeta, data []
 	f.count++
 	d.pages.Add(1)
 	f.mu.Unlock()
-	return nil
-}
-
-// recordLocked writes a page's CRC, then its presence bit, to the sidecar and
-// the in-memory index. f.mu is held.
-func (d *DiskStore) recordLocked(f *diskFile, i int64, crc uint32) error {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], crc)
-	if _, err := f.side.WriteAt(b[:], f.crcOff+4*i); err != nil {
-		return err
-	}
-	f.setCRC(i, crc)
-	f.setBit(i, true)
-	if _, err := f.side.WriteAt([]byte{f.bitmapByte(i)}, f.bmOff+i/8); err != nil {
-		f.setBit(i, false)
-		return err
-	}
 	return nil
 }
 
@@ -964,62 +684,6 @@ func (d *DiskStore) releaseFull(f *diskFile) {
 	if empty {
 		d.dropIfEmpty(f)
 	}
-}
-
-// Checkpoint syncs the files that changed before the previous checkpoint and
-// have been idle since, and clears their dirty flags, so that recovery after a
-// crash only verifies recently changed files. The Cache calls it every sweep.
-// Safe for concurrent use.
-func (d *DiskStore) Checkpoint() {
-	if d.closed.Load() {
-		return
-	}
-	d.saveCounters()
-	for _, f := range d.allFiles() {
-		f.mu.Lock()
-		if f.removed || !f.onDisk || !f.dirty || len(f.writing) > 0 {
-			f.mu.Unlock()
-			continue
-		}
-		if f.muts != f.ckptSeen {
-			f.ckptSeen = f.muts
-			f.mu.Unlock()
-			continue
-		}
-		if err := d.openLocked(f); err != nil {
-			f.mu.Unlock()
-			continue
-		}
-		f.fdRefs++
-		data, side, muts := f.data, f.side, f.muts
-		f.mu.Unlock()
-		err := errors.Join(fdatasync(data), fdatasync(side))
-		f.mu.Lock()
-		f.fdRefs--
-		if err == nil && !f.removed && f.muts == muts && len(f.writing) == 0 {
-			if _, err := f.side.WriteAt([]byte{0}, dirtyOff); err == nil {
-				f.dirty, f.fresh = false, false
-			}
-		}
-		if f.removed && f.fdRefs == 0 {
-			closeFDs(f)
-		}
-		f.mu.Unlock()
-	}
-}
-
-// syncClean makes a dirty file durable and clears its dirty flag. f.mu is held.
-func (d *DiskStore) syncClean(f *diskFile) {
-	if err := d.openLocked(f); err != nil {
-		return
-	}
-	if fdatasync(f.data) != nil || fdatasync(f.side) != nil {
-		return
-	}
-	if _, err := f.side.WriteAt([]byte{0}, dirtyOff); err != nil {
-		return
-	}
-	f.dirty, f.fresh = false, false
 }
 
 func (d *DiskStore) allFiles() []*diskFile {
