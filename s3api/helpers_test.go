@@ -61,6 +61,10 @@ func startEnv(t *testing.T, tune func(cfg *conf.Config)) *env {
 		}
 	})
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Wait for the server's answer to Expect: 100-continue as long as a
+	// loaded test machine needs (the default 1 s then streams the body
+	// into a refusal, and the refusal is lost in a reset).
+	tr.ExpectContinueTimeout = 30 * time.Second
 	t.Cleanup(tr.CloseIdleConnections)
 	return &env{c: c, srv: srv, url: "http://" + srv.Addr(), dir: dir, cfg: cfg, http: &http.Client{Transport: tr}}
 }

@@ -81,9 +81,26 @@ func TestPassthrough(t *testing.T) {
 		}
 		waitFullyCached(t, lc, "/local/big.bin")
 
-		f1, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
+		// The kernel sends the RELEASE of the cold read's handle
+		// asynchronously; until the daemon has seen it, an open goes
+		// through the daemon too (the kernel cannot mix the two on one
+		// inode). Open until one goes through passthrough.
+		var f1 *os.File
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			before := srv.Stats().PassthroughOpens
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if srv.Stats().PassthroughOpens > before {
+				f1 = f
+				break
+			}
+			f.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("no open of the fully cached file went through passthrough in 30s: %+v", srv.Stats())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		defer f1.Close()
 		f2, err := os.Open(p) // shares the backing file

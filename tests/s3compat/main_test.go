@@ -138,6 +138,12 @@ func (st *strata) sdkAs(t testing.TB, virtualHost bool, id, secret string) *s3.C
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	tr.Proxy = nil
+	// The SDK sends Expect: 100-continue with big bodies. The default 1 s
+	// wait for the server's answer is a fallback for servers that ignore
+	// it; on a loaded test machine Strata's refusal (412, 403) can take
+	// longer, the client then streams the body into a connection the server
+	// closes, and the refusal is lost in a reset.
+	tr.ExpectContinueTimeout = 30 * time.Second
 	t.Cleanup(tr.CloseIdleConnections)
 	base := st.endpoint
 	if virtualHost {
